@@ -1,0 +1,30 @@
+"""handnet: hand-written NumPy multilayer perceptrons for MNIST-style data."""
+
+from handnet.data import Dataset, load_dataset
+from handnet.errors import ConfigError, DatasetError, HandnetError, ModelFileError, TrainingDiverged
+from handnet.io import load_model, save_model
+from handnet.model import MLP, Classifier
+from handnet.runs import train_run
+from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
+from handnet.version import __version__
+
+__all__ = [
+    "MLP",
+    "Classifier",
+    "ConfigError",
+    "Dataset",
+    "DatasetError",
+    "HandnetError",
+    "ModelFileError",
+    "Rngs",
+    "TrainConfig",
+    "TrainState",
+    "TrainingDiverged",
+    "__version__",
+    "evaluate",
+    "fit",
+    "load_dataset",
+    "load_model",
+    "save_model",
+    "train_run",
+]

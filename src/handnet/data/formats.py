@@ -1,0 +1,214 @@
+"""Readers for the file formats MNIST-style data comes in: IDX (raw or gzip), MATLAB .mat, Keras .npz.
+
+Every reader validates what it reads and raises `DatasetError` naming the file and the problem;
+nothing here unpickles (``np.load(..., allow_pickle=False)``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.errors import DatasetError
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+# IDX type codes -> big-endian NumPy dtypes (the IDX spec's table).
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MAX_DECOMPRESSED = 2**31  # refuse anything that would inflate past 2 GiB
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Raw train and test arrays as a file holds them: images (N, H, W) or (N, D), labels (N,)."""
+
+    X_train: npt.NDArray[np.generic]
+    y_train: npt.NDArray[np.int64]
+    X_test: npt.NDArray[np.generic]
+    y_test: npt.NDArray[np.int64]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
+    if raw[:2] != b"\x1f\x8b":  # not gzip: a raw IDX file
+        return raw
+    try:
+        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out = d.decompress(raw, _MAX_DECOMPRESSED)
+        if d.unconsumed_tail:
+            raise DatasetError(f"{path}: decompresses to more than 2 GiB")
+        if not d.eof:
+            raise DatasetError(f"{path}: truncated gzip stream")
+        return out
+    except (zlib.error, gzip.BadGzipFile, EOFError) as e:
+        raise DatasetError(f"{path}: corrupt gzip data ({e})") from None
+
+
+def read_idx(path: str | Path, expect_magic: int | None = None) -> npt.NDArray[np.generic]:
+    """Read one IDX file (optionally gzip-compressed) into an array of its declared shape.
+
+    Layout: 2 zero bytes, a type code, the number of dimensions, then one big-endian uint32 per
+    dimension, then the data.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DatasetError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise DatasetError(f"{path}: not an IDX file (magic {magic})")
+    if expect_magic is not None and magic != expect_magic:
+        raise DatasetError(f"{path}: IDX magic is {magic}, expected {expect_magic}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        kind = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DatasetError(f"{path}: {kind}: {len(raw)} bytes, header {dims} needs {expected}")
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    )
+
+
+def read_idx_pair(
+    images: str | Path, labels: str | Path
+) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int64]]:
+    """Read an images file (magic 2051) and its labels file (magic 2049); their counts must agree."""
+    X = read_idx(images, IDX_IMAGES_MAGIC)
+    y = read_idx(labels, IDX_LABELS_MAGIC)
+    if X.shape[0] != y.shape[0]:
+        raise DatasetError(f"{images}: {X.shape[0]} images but {labels} has {y.shape[0]} labels")
+    return X, y.astype(np.int64)
+
+
+def write_idx(path: str | Path, array: npt.NDArray[np.uint8]) -> None:
+    """Write a uint8 array as IDX (gzip when the name ends in .gz). Used by tests and tools."""
+    path = Path(path)
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+    data = header + a.tobytes()
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+
+
+def _labels_vector(path: Path, key: str, labels: object) -> npt.NDArray[np.int64]:
+    y: np.ndarray = np.asarray(labels)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.ravel()
+    elif y.ndim == 2:  # one-hot rows
+        y = y.argmax(axis=1)
+    if y.ndim != 1:
+        raise DatasetError(f"{path}: '{key}' has shape {y.shape}, expected a vector of labels")
+    if (
+        not np.issubdtype(y.dtype, np.number)
+        or not np.all(np.isfinite(y))
+        or np.any(y != np.round(y))
+    ):
+        raise DatasetError(f"{path}: '{key}' must hold whole-number labels")
+    return y.astype(np.int64)
+
+
+def load_mat(path: str | Path) -> Splits:
+    """Load MNIST from a MATLAB .mat file in one of the layouts people download.
+
+    - Roweis' ``mnist_all.mat``: ``train0``..``train9`` and ``test0``..``test9``, each (N, 784) uint8;
+    - ``trainX``/``trainY``/``testX``/``testY``: images (N, 784), labels (N,), (N, 1) or one-hot;
+    - mldata's ``mnist-original.mat``: ``data`` (784, 70000) and ``label`` (1, 70000), where the
+      first 60,000 columns are the training set.
+    """
+    import scipy.io  # local import: scipy loads slowly and only this reader needs it
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        mat = scipy.io.loadmat(path)
+    except NotImplementedError:
+        raise DatasetError(
+            f"{path}: MATLAB v7.3 (HDF5) files are not supported; re-save with save('-v7')"
+        ) from None
+    except Exception as e:  # scipy raises ValueError, TypeError, struct.error, ... on bad bytes
+        raise DatasetError(
+            f"{path}: not a readable MATLAB file ({type(e).__name__}: {e})"
+        ) from None
+    keys = sorted(k for k in mat if not k.startswith("__"))
+    try:
+        if all(f"train{d}" in mat and f"test{d}" in mat for d in range(10)):
+            parts = {s: [np.asarray(mat[f"{s}{d}"]) for d in range(10)] for s in ("train", "test")}
+            X_tr, X_te = (np.concatenate(parts[s]) for s in ("train", "test"))
+            y_tr, y_te = (
+                np.concatenate([np.full(len(p), d, np.int64) for d, p in enumerate(parts[s])])
+                for s in ("train", "test")
+            )
+        elif {"trainX", "trainY", "testX", "testY"} <= set(mat):
+            X_tr, X_te = np.asarray(mat["trainX"]), np.asarray(mat["testX"])
+            y_tr = _labels_vector(path, "trainY", mat["trainY"])
+            y_te = _labels_vector(path, "testY", mat["testY"])
+        elif {"data", "label"} <= set(mat):
+            data = np.asarray(mat["data"]).T  # (784, N) -> (N, 784)
+            y = _labels_vector(path, "label", mat["label"])
+            if data.shape[0] != 70000:
+                raise DatasetError(
+                    f"{path}: mldata layout expects 70000 columns (60000 train + 10000 test), "
+                    f"found {data.shape[0]}"
+                )
+            X_tr, X_te, y_tr, y_te = data[:60000], data[60000:], y[:60000], y[60000:]
+        else:
+            raise DatasetError(
+                f"{path}: unknown .mat layout; found keys {keys}, expected train0..train9/test0..test9, "
+                "trainX/trainY/testX/testY, or data/label"
+            )
+    except ValueError as e:  # ragged concatenation
+        raise DatasetError(f"{path}: inconsistent arrays ({e})") from None
+    return _checked(path, Splits(X_tr, y_tr, X_te, y_te))
+
+
+def load_npz(path: str | Path) -> Splits:
+    """Load the Keras layout: an .npz with ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
+    path = Path(path)
+    needed = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in needed if k not in z.files]
+            if missing:
+                raise DatasetError(f"{path}: missing arrays {missing}; found {sorted(z.files)}")
+            arrays = {k: z[k] for k in needed}
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except DatasetError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
+        raise DatasetError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    y_tr = _labels_vector(path, "y_train", arrays["y_train"])
+    y_te = _labels_vector(path, "y_test", arrays["y_test"])
+    return _checked(path, Splits(arrays["x_train"], y_tr, arrays["x_test"], y_te))
+
+
+def _checked(path: Path, s: Splits) -> Splits:
+    """Common checks: numeric images, one label per image, the same image size in train and test."""
+    for name, X, y in (("train", s.X_train, s.y_train), ("test", s.X_test, s.y_test)):
+        if X.dtype.kind not in "uif":
+            raise DatasetError(f"{path}: {name} images have dtype {X.dtype}, expected numbers")
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise DatasetError(f"{path}: {name} images have shape {X.shape}")
+        if X.shape[0] != y.shape[0]:
+            raise DatasetError(f"{path}: {X.shape[0]} {name} images but {y.shape[0]} labels")
+    if s.X_train.shape[1:] != s.X_test.shape[1:]:
+        raise DatasetError(
+            f"{path}: train images are {s.X_train.shape[1:]} but test images are {s.X_test.shape[1:]}"
+        )
+    return s

@@ -1,0 +1,158 @@
+"""Named datasets: the bundled MNIST, and Fashion-MNIST / KMNIST found on disk or downloaded.
+
+Look-up order for a downloadable dataset: ``--data-dir``, the user cache (``$HANDNET_CACHE`` or
+``~/.cache/handnet``), Debian's ``/usr/share/datasets/<name>``; failing those, the upstream mirror.
+Downloads go to a temp file, are checked against the published MD5, then renamed into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from handnet.data.formats import Splits, read_idx_pair
+from handnet.errors import DatasetError
+
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@dataclass(frozen=True)
+class NamedDataset:
+    name: str
+    classes: tuple[str, ...]
+    mirror: str | None  # base URL of the upstream IDX files; None for the bundled MNIST
+    md5: dict[str, str]  # the checksums upstream publishes for its .gz files
+
+
+DATASETS: dict[str, NamedDataset] = {
+    "mnist": NamedDataset("mnist", tuple(str(d) for d in range(10)), None, {}),
+    "fashion-mnist": NamedDataset(
+        "fashion-mnist",
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+    "kmnist": NamedDataset(
+        "kmnist",
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        {
+            "train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+            "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+    ),
+}
+DEBIAN_DIR = Path("/usr/share/datasets")
+
+
+def cache_dir() -> Path:
+    """The user cache: ``$HANDNET_CACHE`` if set, else ``~/.cache/handnet``."""
+    env = os.environ.get("HANDNET_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "handnet"
+
+
+def read_idx_dir(directory: Path) -> Splits:
+    """Read the four standard IDX files from one directory."""
+    X_tr, y_tr = read_idx_pair(directory / IDX_FILES[0], directory / IDX_FILES[1])
+    X_te, y_te = read_idx_pair(directory / IDX_FILES[2], directory / IDX_FILES[3])
+    return Splits(X_tr, y_tr, X_te, y_te)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundled_mnist_dir() -> Path:
+    return Path(str(resources.files("handnet") / "data" / "mnist"))
+
+
+def load_bundled_mnist() -> Splits:
+    """The MNIST copy inside the package, verified against its SHA256SUMS on every load."""
+    d = bundled_mnist_dir()
+    sums = (d / "SHA256SUMS").read_text().split("\n")
+    for line in filter(None, sums):
+        digest, name = line.split()
+        if _sha256(d / name) != digest:
+            raise DatasetError(f"{d / name}: SHA-256 mismatch; the bundled MNIST is damaged")
+    return read_idx_dir(d)
+
+
+def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` to ``dest`` atomically; on a checksum mismatch delete it and raise."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != md5:
+            raise DatasetError(f"{url}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})")
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError) as e:
+        raise DatasetError(f"{url}: download failed ({e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _has_files(d: Path) -> bool:
+    return all((d / f).is_file() for f in IDX_FILES)
+
+
+def load_named(name: str, *, data_dir: Path | None = None, mirror: str | None = None) -> Splits:
+    """Load a named dataset, searching disk first and downloading only when nothing is found."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
+    if name == "mnist" and data_dir is None:
+        return load_bundled_mnist()
+    candidates = [p for p in (data_dir, data_dir / name if data_dir else None) if p is not None]
+    candidates += [cache_dir() / name, DEBIAN_DIR / name]
+    for d in candidates:
+        if _has_files(d):
+            return read_idx_dir(d)
+    if name == "mnist":
+        raise DatasetError(f"{data_dir}: no MNIST IDX files ({', '.join(IDX_FILES)})")
+    spec = DATASETS[name]
+    base = mirror or spec.mirror
+    assert base is not None
+    target = cache_dir() / name
+    for f in IDX_FILES:
+        if not (target / f).is_file():
+            download(base.rstrip("/") + "/" + f, target / f, spec.md5[f])
+    return read_idx_dir(target)

@@ -1,0 +1,70 @@
+"""From raw arrays to training inputs: a stratified validation split, [0, 1] scaling, standardization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.errors import DatasetError
+
+
+def stratified_split(
+    y: npt.NDArray[np.int64], val_size: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Indices (train, val) with ``val_size`` validation items spread over classes in proportion.
+
+    Each class contributes ``round(val_size * n_c / N)`` items (largest remainders fix the total),
+    drawn without replacement by ``rng``. Both index arrays come back sorted.
+    """
+    n = len(y)
+    if not 0 <= val_size < n:
+        raise DatasetError(f"validation size {val_size} must be in [0, {n})")
+    classes, counts = np.unique(y, return_counts=True)
+    exact = val_size * counts / n
+    take = np.floor(exact).astype(np.int64)
+    short = val_size - int(take.sum())
+    take[np.argsort(exact - take, kind="stable")[::-1][:short]] += 1  # largest remainders
+    val = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]
+    val_idx = np.sort(np.concatenate(val)) if val else np.empty(0, np.intp)
+    mask = np.ones(n, bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+def to_unit(X: npt.NDArray[np.generic], what: str) -> npt.NDArray[np.float32]:
+    """Pixels as float32 in [0, 1], flattened to (N, D): integers are divided by 255; floats
+    already in [0, 1] are kept, floats in [0, 255] are divided by 255."""
+    Xf = X.reshape(len(X), -1).astype(np.float32)
+    if not np.all(np.isfinite(Xf)):
+        raise DatasetError(f"{what}: images contain NaN or inf")
+    lo, hi = (float(Xf.min()), float(Xf.max())) if Xf.size else (0.0, 0.0)
+    if lo < 0 or hi > 255:
+        raise DatasetError(f"{what}: pixel values span [{lo}, {hi}], expected [0, 255] or [0, 1]")
+    if X.dtype.kind in "ui" or hi > 1.0:
+        Xf *= np.float32(1 / 255)
+    return Xf
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """x' = (x - mean) / std with one scalar mean and std from the training split.
+
+    Scalars rather than per-pixel statistics: border pixels of MNIST are always 0, so a per-pixel
+    std would divide by zero, and one scalar keeps prediction on new images simple.
+    """
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, X: npt.NDArray[np.float32]) -> Normalization:
+        std = float(X.std(dtype=np.float64))
+        return cls(float(X.mean(dtype=np.float64)), std if std > 0 else 1.0)
+
+    def apply(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """In place on a float32 array in [0, 1]; returns it."""
+        X -= np.float32(self.mean)
+        X *= np.float32(1 / self.std)
+        return X

@@ -1,0 +1,21 @@
+"""The project's own error types: one base class so the CLI can turn any of them into one line."""
+
+
+class HandnetError(Exception):
+    """A user-facing problem (bad file, bad flag, diverged run). The CLI prints it on one line."""
+
+
+class DatasetError(HandnetError):
+    """A dataset file is missing, malformed, truncated or fails its checksum."""
+
+
+class ModelFileError(HandnetError):
+    """A model file is not a valid handnet safetensors file."""
+
+
+class ConfigError(HandnetError, ValueError):
+    """A hyperparameter or recipe value is out of range."""
+
+
+class TrainingDiverged(HandnetError):
+    """The loss or the weights became NaN or inf during training."""

@@ -1,0 +1,219 @@
+"""Model files: safetensors weights plus JSON metadata in one file, written atomically, never pickled.
+
+Layout: the tensors under the model's dotted keys (``layers.0.W``), all float32, and one metadata
+entry ``handnet`` holding a JSON object (format version, architecture, normalization, classes,
+dataset, hyperparameters, history, metrics, version, creation time). ``load_model`` checks every
+key, shape and dtype against that metadata before building anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from handnet.data.split import Normalization
+from handnet.errors import HandnetError, ModelFileError
+from handnet.model import MLP, Classifier
+from handnet.version import __version__
+
+FORMAT_VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    A crash, a full disk or a read-only directory leaves either the old file or none, never a
+    half-written one, and the temp file is removed on any failure.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise HandnetError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise HandnetError(f"{path}: cannot write ({e.strerror})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _architecture(net: MLP) -> dict[str, Any]:
+    return {
+        "n_in": net.n_in,
+        "hidden_sizes": list(net.hidden_sizes),
+        "n_out": net.n_out,
+        "activation": net.activation,
+        "dropout": net.dropout,
+    }
+
+
+def model_bytes(clf: Classifier) -> bytes:
+    """The safetensors encoding of a classifier (weights + JSON metadata)."""
+    tensors = {k: np.ascontiguousarray(v) for k, v in clf.net.parameters().items()}
+    for k, v in tensors.items():
+        if not np.all(np.isfinite(v)):
+            raise HandnetError(f"refusing to save a model with non-finite weights ({k})")
+    meta = {
+        **clf.meta,
+        "format_version": FORMAT_VERSION,
+        "architecture": _architecture(clf.net),
+        "normalization": {"mean": clf.norm.mean, "std": clf.norm.std},
+        "classes": clf.classes,
+        "image_shape": list(clf.image_shape),
+    }
+    meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    meta["handnet_version"] = __version__
+    return st_save(tensors, metadata={"format": "handnet", "handnet": json.dumps(meta)})
+
+
+def save_model(clf: Classifier, path: str | Path) -> Path:
+    """Save atomically to ``path``; returns the path."""
+    return atomic_write_bytes(path, model_bytes(clf))
+
+
+def _header(path: Path, raw: bytes) -> dict[str, Any]:
+    if raw[:1] == b"\x80" or raw[:2] in (b"PK",):
+        kind = "a pickle" if raw[:1] == b"\x80" else "a zip archive (a PyTorch .pt file?)"
+        raise ModelFileError(f"{path}: is {kind}, not a safetensors file; handnet never unpickles")
+    if len(raw) < 8:
+        raise ModelFileError(f"{path}: not a safetensors file (only {len(raw)} bytes)")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > _MAX_HEADER or 8 + n > len(raw):
+        raise ModelFileError(f"{path}: truncated or not a safetensors file (header of {n} bytes)")
+    try:
+        header = json.loads(raw[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: corrupt safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: corrupt safetensors header")
+    return header
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The handnet metadata of a model file, without loading the weights' values."""
+    path = Path(path)
+    raw = _read(path)
+    return _metadata(path, _header(path, raw))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a directory, not a model file") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    st_meta = header.get("__metadata__")
+    if (
+        not isinstance(st_meta, dict)
+        or st_meta.get("format") != "handnet"
+        or "handnet" not in st_meta
+    ):
+        raise ModelFileError(
+            f"{path}: a safetensors file, but not a handnet model (no handnet metadata)"
+        )
+    try:
+        meta = json.loads(st_meta["handnet"])
+    except (TypeError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: handnet metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: handnet metadata is not a JSON object")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {version!r} is not supported (this handnet reads {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def load_model(path: str | Path) -> Classifier:
+    """Load a model file, checking keys, shapes and dtypes against its metadata.
+
+    Raises `ModelFileError` with a one-line reason for anything that is not a valid handnet model:
+    a pickle, a truncated file, a missing or extra tensor, a wrong shape or dtype, an unknown version.
+    """
+    path = Path(path)
+    raw = _read(path)
+    meta = _metadata(path, _header(path, raw))
+    try:
+        tensors = st_load(raw)
+    except (SafetensorError, ValueError, OverflowError) as e:
+        raise ModelFileError(f"{path}: corrupt tensor data ({e})") from None
+    try:
+        arch = meta["architecture"]
+        sizes = [int(arch["n_in"]), *(int(h) for h in arch["hidden_sizes"]), int(arch["n_out"])]
+        # Check the size before allocating: a tampered header must not make us build a huge net.
+        needed = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        held = sum(t.size for t in tensors.values())
+        if min(sizes) < 1 or needed != held:
+            raise ModelFileError(
+                f"{path}: architecture {sizes} needs {needed} parameters, the file holds {held}"
+            )
+        net = MLP(
+            sizes[0],
+            sizes[1:-1],
+            sizes[-1],
+            activation=str(arch["activation"]),
+            dropout=float(arch["dropout"]),
+            rng=np.random.default_rng(0),  # the values are overwritten below
+        )
+        norm = Normalization(
+            float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
+        )
+        classes = [str(c) for c in meta["classes"]]
+        image_shape = tuple(int(d) for d in meta["image_shape"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(
+            f"{path}: metadata is incomplete or invalid ({type(e).__name__}: {e})"
+        ) from None
+    if len(classes) != net.n_out:
+        raise ModelFileError(f"{path}: {len(classes)} class names for {net.n_out} outputs")
+    params = net.parameters()
+    missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+    if missing or extra:
+        raise ModelFileError(
+            f"{path}: tensors do not match the architecture (missing {missing}, extra {extra})"
+        )
+    for k, p in params.items():
+        t = tensors[k]
+        if t.shape != p.shape:
+            raise ModelFileError(
+                f"{path}: tensor {k} has shape {t.shape}, the architecture needs {p.shape}"
+            )
+        if t.dtype != p.dtype:
+            raise ModelFileError(f"{path}: tensor {k} has dtype {t.dtype}, expected {p.dtype}")
+        if not np.all(np.isfinite(t)):
+            raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
+        p[...] = t
+    return Classifier(net, norm, classes, image_shape, meta)

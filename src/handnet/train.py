@@ -1,0 +1,283 @@
+"""Training: the configuration, the minibatch loop, and evaluation.
+
+The loop is deliberately plain: shuffle with the shuffle stream, gather a batch into a reused
+buffer, forward, fused loss, backward, L2, SGD step with ``lr = schedule(step)``. Everything it
+needs to continue later lives in a `TrainState`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from handnet.data import Dataset
+from handnet.errors import ConfigError, TrainingDiverged
+from handnet.layers import ACTIVATIONS
+from handnet.losses import L2Penalty, softmax_cross_entropy
+from handnet.model import MLP
+from handnet.optim import SGD
+from handnet.schedules import warmup_cosine
+
+Array = npt.NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of a run. The CLI flags, recipes and the search all produce one."""
+
+    dataset: str = "mnist"  # a name (mnist, fashion-mnist, kmnist) or a path (.npz, .mat, IDX dir)
+    # The defaults were chosen on the validation split: one tanh layer like the seed, 1024 wide,
+    # with light dropout and L2, reaches about 98.4% test accuracy in 20 one-second epochs.
+    hidden_sizes: tuple[int, ...] = (1024,)
+    activation: str = "tanh"  # tanh (the seed's) or relu
+    dropout: float = 0.2  # drop probability after each hidden activation
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.05  # peak learning rate, reached at the end of warmup
+    min_lr: float = 0.0  # where the cosine ends; 0 is the seed's schedule
+    warmup_epochs: float = 1.0  # linear warmup length, in epochs (fractions allowed)
+    momentum: float = 0.9  # heavy-ball coefficient (beta in the seed's formula)
+    nesterov: bool = False
+    weight_decay: float = 1e-4  # lambda in (lambda/2) sum ||W||^2, weights only
+    val_size: int = 5000  # stratified validation images carved from the training set
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        checks = [
+            ("hidden_sizes", all(h >= 1 for h in self.hidden_sizes), "every size must be >= 1"),
+            ("activation", self.activation in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"),
+            ("dropout", 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a positive number"),
+            ("min_lr", 0.0 <= self.min_lr <= self.lr, "must be in [0, lr]"),
+            ("warmup_epochs", 0.0 <= self.warmup_epochs <= self.epochs, "must be in [0, epochs]"),
+            ("momentum", 0.0 <= self.momentum < 1.0, "must be in [0, 1)"),
+            ("nesterov", not self.nesterov or self.momentum > 0, "needs momentum > 0"),
+            (
+                "weight_decay",
+                0.0 <= self.weight_decay and math.isfinite(self.weight_decay),
+                "must be >= 0",
+            ),
+            ("val_size", self.val_size >= 0, "must be >= 0"),
+            ("seed", self.seed >= 0, "must be >= 0"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise ConfigError(f"{where}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
+
+
+@dataclass
+class Rngs:
+    """Independent random streams, so that e.g. turning dropout on does not change the init."""
+
+    split: np.random.Generator
+    init: np.random.Generator
+    shuffle: np.random.Generator
+    dropout: np.random.Generator
+    augment: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Rngs:
+        return cls(*np.random.default_rng(seed).spawn(5))
+
+
+def build_model(cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> MLP:
+    return MLP(
+        n_in,
+        cfg.hidden_sizes,
+        n_out,
+        activation=cfg.activation,
+        dropout=cfg.dropout,
+        rng=rngs.init,
+        dropout_rng=rngs.dropout,
+    )
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue: model, optimizer velocity, RNG streams, counters, history."""
+
+    model: MLP
+    opt: SGD
+    rngs: Rngs
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> TrainState:
+        model = build_model(cfg, n_in, n_out, rngs)
+        return cls(model, SGD(model.parameters(), cfg.momentum, cfg.nesterov), rngs)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: npt.NDArray[np.int64]  # (C, C): rows are true classes, columns predictions
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(axis=1)
+        return [
+            float(c / t) if t else float("nan") for c, t in zip(np.diag(self.confusion), totals)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def evaluate_logits(logits: Array, y: npt.NDArray[np.integer]) -> Evaluation:
+    C = logits.shape[1]
+    loss, _ = softmax_cross_entropy(logits, y)
+    pred = logits.argmax(axis=1)
+    confusion = np.bincount(y * C + pred, minlength=C * C).reshape(C, C)
+    return Evaluation(loss, float((pred == y).mean()), confusion)
+
+
+def evaluate(model: MLP, X: Array, y: npt.NDArray[np.integer]) -> Evaluation:
+    """Loss, accuracy and confusion matrix of ``model`` on standardized inputs (eval mode)."""
+    return evaluate_logits(model.predict_logits(X), y)
+
+
+EpochCallback = Callable[[TrainState, dict[str, float]], None]
+
+
+def fit(
+    state: TrainState,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+) -> list[dict[str, float]]:
+    """Train from ``state.epoch`` to ``cfg.epochs``, appending one record per epoch to the history.
+
+    Raises `TrainingDiverged` as soon as the loss or, at an epoch's end, a weight is not finite.
+    """
+    model, opt = state.model, state.opt
+    X_train, y_train = data.X_train, data.y_train
+    N, D = X_train.shape
+    bs = cfg.batch_size
+    steps_per_epoch = math.ceil(N / bs)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    params, grads, weights = model.parameters(), model.gradients(), model.weight_pairs()
+    l2 = L2Penalty(cfg.weight_decay)
+    xb = np.empty((bs, D), dtype=X_train.dtype)  # the batch is gathered here, never reallocated
+    yb = np.empty(bs, dtype=y_train.dtype)
+
+    # Overflow to inf/NaN is detected and reported below; NumPy need not warn about it too.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(state.epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            perm = state.rngs.shuffle.permutation(N)
+            loss_sum, correct, reg = 0.0, 0, 0.0
+            bar = tqdm(
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                unit="batch",
+                leave=False,
+                disable=True
+                if not progress
+                else None,  # None: no bar when stderr is not a terminal
+                dynamic_ncols=True,
+            )
+            for i in range(steps_per_epoch):
+                idx = perm[i * bs : (i + 1) * bs]
+                n = len(idx)
+                X = np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")  # (n, D)
+                y = np.take(y_train, idx, out=yb[:n], mode="clip")  # (n,)
+                lr = warmup_cosine(
+                    state.step,
+                    base_lr=cfg.lr,
+                    warmup_steps=warmup_steps,
+                    total_steps=total_steps,
+                    min_lr=cfg.min_lr,
+                )
+                logits = model.forward(X, train=True)  # (n, C)
+                correct += int((logits.argmax(axis=1) == y).sum())
+                loss, dlogits = softmax_cross_entropy(logits, y)
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"loss became {loss} at epoch {epoch + 1}, step {state.step} (lr {lr:.4g}); "
+                        "try a smaller --lr or a longer --warmup-epochs"
+                    )
+                loss_sum += loss * n
+                model.backward(dlogits)
+                reg = l2(weights)
+                opt.step(params, grads, lr)
+                state.step += 1
+                if progress and (i % 25 == 0 or i == steps_per_epoch - 1):
+                    seen = i * bs + n
+                    bar.set_postfix(
+                        loss=f"{loss_sum / seen:.4f}",
+                        acc=f"{correct / seen:.2%}",
+                        img_s=f"{seen / (time.perf_counter() - t0):,.0f}",
+                        refresh=False,
+                    )
+                bar.update(1)
+            bar.close()
+            seconds = time.perf_counter() - t0
+            for k, p in params.items():
+                if not np.all(np.isfinite(p)):
+                    raise TrainingDiverged(
+                        f"weights {k} became non-finite in epoch {epoch + 1} (step {state.step}, lr {lr:.4g})"
+                    )
+            val = evaluate(model, data.X_val, data.y_val) if len(data.y_val) else None
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / N + reg,
+                "train_acc": correct / N,
+                "val_loss": val.loss if val else float("nan"),
+                "val_acc": val.accuracy if val else float("nan"),
+                "lr": lr,
+                "seconds": seconds,
+            }
+            state.history.append(record)
+            state.epoch = epoch + 1
+            if progress:
+                tqdm.write(
+                    f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
+                    f"acc {record['train_acc']:.2%}  val_loss {record['val_loss']:.4f}  "
+                    f"val_acc {record['val_acc']:.2%}  lr {lr:.3g}  {seconds:.1f}s ({N / seconds:,.0f} img/s)",
+                    file=sys.stderr,
+                )
+            for cb in callbacks:
+                cb(state, record)
+    return state.history

@@ -1,0 +1,58 @@
+"""Shared test helpers: finite differences, small synthetic datasets, a cached real MNIST."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from handnet.data import Dataset, load_dataset
+
+
+def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences (f(x + e) - f(x - e)) / 2e of a scalar function, for every entry of x."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f()
+        x[i] = old - eps
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def assert_grad_close(analytic: np.ndarray, numeric: np.ndarray, rtol: float = 1e-5) -> None:
+    scale = max(1.0, float(np.abs(numeric).max()))
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=rtol * scale)
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Dataset:
+    """The bundled MNIST, loaded once per session."""
+    return load_dataset("mnist", rng=np.random.default_rng(0))
+
+
+def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset:
+    """A small random classification problem, already standardized."""
+    from handnet.data.split import Normalization
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, c, n)
+    return Dataset(
+        name="tiny",
+        classes=[str(i) for i in range(c)],
+        image_shape=(d,),
+        norm=Normalization(0.0, 1.0),
+        X_train=X,
+        y_train=y,
+        X_val=X[:16].copy(),
+        y_val=y[:16].copy(),
+        X_test=X[16:32].copy(),
+        y_test=y[16:32].copy(),
+    )

@@ -1,0 +1,160 @@
+"""The command line, run as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handnet.cli import main
+from handnet.data import write_idx
+
+HANDNET = [sys.executable, "-m", "handnet.cli"]
+
+
+def handnet(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*HANDNET, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small, learnable IDX dataset: the class is which quadrant of the image is bright."""
+    d = tmp_path_factory.mktemp("quadrants")
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n)
+        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, q = divmod(int(c), 2)
+            X[i, r * 14 : r * 14 + 14, q * 14 : q * 14 + 14] += 150
+        return X, y.astype(np.uint8)
+
+    Xtr, ytr = make(600)
+    Xte, yte = make(200)
+    write_idx(d / "train-images-idx3-ubyte.gz", Xtr)
+    write_idx(d / "train-labels-idx1-ubyte.gz", ytr)
+    write_idx(d / "t10k-images-idx3-ubyte.gz", Xte)
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", yte)
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("runs")
+    r = handnet(
+        "train",
+        "--dataset",
+        str(idx_dir),
+        "--hidden-sizes",
+        "16",
+        "--epochs",
+        "3",
+        "--val-size",
+        "100",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)
+    return Path(metrics["model"]), metrics
+
+
+def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    model, metrics = trained
+    run_dir = model.parent
+    assert model.name == run_dir.name + ".safetensors" and run_dir.name.startswith("model-")
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        ["config.toml", "history.csv", "metrics.json", model.name]
+    )
+    assert metrics["test_accuracy"] > 0.9 and metrics["epochs"] == 3
+    assert (run_dir / "history.csv").read_text().splitlines()[
+        0
+    ] == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds"
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 4
+
+
+def test_config_file_is_reusable_and_flags_win(trained: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    model, _ = trained
+    cfg = model.parent / "config.toml"
+    r = handnet("train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["epochs"] == 1
+
+
+def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:  # type: ignore[type-arg]
+    model, metrics = trained
+    r = handnet("evaluate", str(model), "--dataset", str(idx_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert len(ev["confusion"]) == 4 and sum(map(sum, ev["confusion"])) == 200
+    r = handnet("evaluate", str(model), "--dataset", str(idx_dir))
+    assert "per-class accuracy" in r.stdout and "confusion matrix" in r.stdout
+    r = handnet("info", str(model))
+    assert r.returncode == 0 and "Dense(784, 16)" in r.stdout and "test" in r.stdout
+    assert json.loads(handnet("info", str(model), "--json").stdout)["format_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--lr", "-1"], "lr=-1.0"),
+        (["train", "--dropout", "1"], "dropout=1.0"),
+        (["train", "--batch-size", "0"], "batch_size=0"),
+        (["train", "--hidden-sizes", "0"], "hidden_sizes=(0,)"),
+        (["train", "--activation", "sigmoid"], "activation='sigmoid'"),
+        (["train", "--epochs", "0"], "epochs=0"),
+        (["train", "--epochs", "many"], "expected a whole number"),
+        (["train", "--dataset", "nowhere.npz"], "nowhere.npz: no such file"),
+        (["train", "--config", "missing.toml"], "missing.toml: file not found"),
+        (["evaluate", "missing.safetensors"], "missing.safetensors: file not found"),
+        (["info", "pyproject.toml"], "not a safetensors file"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("x = 1\n")
+    r = handnet(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_config_values_name_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.toml").write_text('lr = "fast"\nwidth = 3\n')
+    assert main(["train", "--config", str(tmp_path / "r.toml"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "r.toml" in err and "unknown setting" in err
+    (tmp_path / "b.toml").write_text("lr = [")
+    assert main(["train", "--config", str(tmp_path / "b.toml")]) == 2
+    assert "invalid TOML" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_labels_beyond_the_model(
+    trained: tuple[Path, dict], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    model, _ = trained
+    imgs = np.zeros((3, 28, 28), np.uint8)
+    np.savez(
+        tmp_path / "d.npz",
+        x_train=imgs,
+        y_train=np.array([0, 1, 9]),
+        x_test=imgs,
+        y_test=np.array([0, 1, 9]),
+    )
+    r = handnet("evaluate", str(model), "--dataset", str(tmp_path / "d.npz"))
+    assert r.returncode == 2 and "labels go up to 9" in r.stderr

@@ -1,0 +1,155 @@
+"""Model files: a bit-exact round trip, and a clean ModelFileError for every bad file."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save as st_save
+
+from handnet.data.split import Normalization
+from handnet.errors import HandnetError, ModelFileError
+from handnet.io import atomic_write_bytes, load_model, model_bytes, read_metadata, save_model
+from handnet.model import MLP, Classifier
+
+
+def make_clf(dropout: float = 0.0) -> Classifier:
+    net = MLP(784, (16,), 10, dropout=dropout, rng=np.random.default_rng(0))
+    return Classifier(
+        net, Normalization(0.13, 0.31), [str(i) for i in range(10)], (28, 28), {"dataset": "mnist"}
+    )
+
+
+def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    clf = make_clf(dropout=0.2)
+    p = save_model(clf, tmp_path / "m.safetensors")
+    back = load_model(p)
+    for k, v in clf.net.parameters().items():
+        np.testing.assert_array_equal(back.net.parameters()[k], v)
+        assert back.net.parameters()[k].dtype == np.float32
+    assert back.norm == clf.norm and back.classes == clf.classes and back.image_shape == (28, 28)
+    assert back.net.dropout == 0.2 and back.meta["dataset"] == "mnist"
+    assert read_metadata(p)["format_version"] == 1
+    assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+def _rewrite(raw: bytes, edit) -> bytes:  # type: ignore[no-untyped-def]
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["handnet"])
+    edit(header, meta)
+    header["__metadata__"]["handnet"] = json.dumps(meta)
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + raw[8 + n :]
+
+
+def _tensors_with(
+    extra: dict[str, np.ndarray] | None = None, drop: str | None = None, reshape: bool = False
+) -> bytes:
+    clf = make_clf()
+    t = {k: np.ascontiguousarray(v) for k, v in clf.net.parameters().items()}
+    if drop:
+        del t[drop]
+    if reshape:
+        t["layers.2.W"] = np.zeros((10, 16), np.float32)  # transposed: same size, wrong shape
+    t.update(extra or {})
+    raw = model_bytes(clf)
+    (n,) = struct.unpack("<Q", raw[:8])
+    meta = json.loads(raw[8 : 8 + n])["__metadata__"]
+    return st_save(t, metadata=meta)
+
+
+GOOD = model_bytes(make_clf())
+
+BAD_FILES = {
+    "pickle": (pickle.dumps({"W": [1, 2, 3]}), "is a pickle"),
+    "torch zip": (b"PK\x03\x04" + bytes(100), "zip archive"),
+    "empty": (b"", "only 0 bytes"),
+    "truncated header": (GOOD[:50], "truncated"),
+    "truncated data": (GOOD[: len(GOOD) - 100], "corrupt tensor data"),
+    "header not json": (GOOD[:8] + b"\xff" * 20 + GOOD[28:], "not JSON"),
+    "plain safetensors": (st_save({"W": np.zeros(2, np.float32)}), "not a handnet model"),
+    "future version": (
+        _rewrite(GOOD, lambda h, m: m.update(format_version=99)),
+        "version 99 is not supported",
+    ),
+    "tampered architecture": (
+        _rewrite(GOOD, lambda h, m: m["architecture"].update(hidden_sizes=[10**6])),
+        "needs",
+    ),
+    "missing metadata key": (
+        _rewrite(GOOD, lambda h, m: m.pop("normalization")),
+        "metadata is incomplete",
+    ),
+    "missing tensor": (_tensors_with(drop="layers.0.b"), "needs"),
+    "extra tensor": (_tensors_with(extra={"layers.9.W": np.zeros(0, np.float32)}), "extra"),
+    "wrong shape": (_tensors_with(reshape=True), "has shape"),
+    "wrong dtype": (_tensors_with(extra={"layers.0.b": np.zeros(16, np.float64)}), "dtype"),
+    "nan weights": (_tensors_with(extra={"layers.0.b": np.full(16, np.nan, np.float32)}), "NaN"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_model_files(tmp_path: Path, case: str) -> None:
+    data, message = BAD_FILES[case]
+    p = tmp_path / "bad.safetensors"
+    p.write_bytes(data)
+    with pytest.raises(ModelFileError, match=message) as e:
+        load_model(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(ModelFileError, match="directory"):
+        load_model(tmp_path)
+
+
+def test_refuses_to_save_nan(tmp_path: Path) -> None:
+    clf = make_clf()
+    clf.net.parameters()["layers.0.W"][0, 0] = np.nan
+    with pytest.raises(HandnetError, match="non-finite"):
+        save_model(clf, tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_keeps_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"old")
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full_disk)
+    with pytest.raises(HandnetError, match="No space left"):
+        atomic_write_bytes(p, b"new contents")
+    assert p.read_bytes() == b"old" and [f.name for f in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_read_only_directory(tmp_path: Path) -> None:
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        if (d / "probe").exists() or _writable(d):
+            pytest.skip("running as a user that ignores directory permissions")
+        with pytest.raises(HandnetError, match="cannot write"):
+            atomic_write_bytes(d / "m.safetensors", b"x")
+    finally:
+        d.chmod(0o700)
+
+
+def _writable(d: Path) -> bool:
+    try:
+        (d / "probe").write_bytes(b"")
+    except OSError:
+        return False
+    (d / "probe").unlink()
+    return True

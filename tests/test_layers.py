@@ -1,0 +1,87 @@
+"""Finite-difference checks of every layer's backward pass, in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_grad_close, numerical_grad
+
+from handnet.layers import Dense, Dropout, ReLU, Tanh
+
+
+def fake_loss(out: np.ndarray, dout: np.ndarray) -> float:
+    """L = sum(out * dout): its gradient with respect to out is exactly dout."""
+    return float((out * dout).sum())
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1)
+
+
+def test_dense_gradients(rng: np.random.Generator) -> None:
+    layer = Dense(5, 4, rng, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(4)
+    X = rng.standard_normal((3, 5))
+    dout = rng.standard_normal((3, 4))
+    layer.forward(X, train=True)
+    dX = layer.backward(dout)
+    f = lambda: fake_loss(layer.forward(X, train=True), dout)  # noqa: E731
+    assert dX is not None
+    assert_grad_close(dX, numerical_grad(f, X))
+    for k in ("W", "b"):
+        assert_grad_close(layer.grads[k], numerical_grad(f, layer.params[k]))
+
+
+def test_dense_first_layer_skips_dX(rng: np.random.Generator) -> None:
+    layer = Dense(5, 4, rng, dtype=np.float64)
+    layer.needs_dX = False
+    layer.forward(rng.standard_normal((3, 5)), train=True)
+    assert layer.backward(rng.standard_normal((3, 4))) is None
+
+
+def test_dense_init_is_glorot_and_seeded() -> None:
+    a = Dense(784, 800, np.random.default_rng(0)).params["W"]
+    b = Dense(784, 800, np.random.default_rng(0)).params["W"]
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32
+    bound = np.sqrt(6 / (784 + 800))
+    assert np.abs(a).max() <= bound
+    assert abs(a.std() - bound / np.sqrt(3)) < 0.01 * bound
+
+
+@pytest.mark.parametrize("act", [Tanh, ReLU])
+def test_activation_gradients(act: type, rng: np.random.Generator) -> None:
+    layer = act(dtype=np.float64)
+    X = rng.standard_normal((4, 6))
+    X[np.abs(X) < 1e-3] = 0.5  # keep ReLU away from its kink
+    dout = rng.standard_normal((4, 6))
+    layer.forward(X.copy(), train=True)  # activations work in place: hand them copies
+    dX = layer.backward(dout.copy())
+    f = lambda: fake_loss(act(dtype=np.float64).forward(X.copy(), train=True), dout)  # noqa: E731
+    assert_grad_close(dX, numerical_grad(f, X))
+
+
+def test_dropout_gradient_uses_the_same_mask(rng: np.random.Generator) -> None:
+    layer = Dropout(0.5, np.random.default_rng(3), dtype=np.float64)
+    X = rng.standard_normal((5, 8))
+    out = layer.forward(X.copy(), train=True)
+    mask = out / X  # (m / (1 - p)) per entry
+    assert set(np.unique(np.round(mask, 12))) <= {0.0, 2.0}
+    dout = rng.standard_normal((5, 8))
+    np.testing.assert_allclose(layer.backward(dout.copy()), dout * mask)
+
+
+def test_dropout_rate_and_eval_mode() -> None:
+    layer = Dropout(0.3, np.random.default_rng(0))
+    X = np.ones((200, 500), np.float32)
+    out = layer.forward(X.copy(), train=True)
+    assert out.dtype == np.float32
+    assert abs((out == 0).mean() - 0.3) < 0.01
+    assert abs(out.mean() - 1.0) < 0.02  # inverted scaling keeps the expectation
+    np.testing.assert_array_equal(layer.forward(X.copy(), train=False), X)
+
+
+def test_dropout_rejects_bad_rate() -> None:
+    with pytest.raises(ValueError, match="dropout"):
+        Dropout(1.0, np.random.default_rng(0))

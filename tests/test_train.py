@@ -1,0 +1,119 @@
+"""The training loop: determinism, dtype, overfitting a tiny set, divergence, and real MNIST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tiny_dataset
+
+from handnet.data import Dataset
+from handnet.errors import ConfigError, TrainingDiverged
+from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
+
+
+def run(cfg: TrainConfig, data: Dataset) -> TrainState:
+    state = TrainState.fresh(cfg, data.n_features, data.n_classes, Rngs.from_seed(cfg.seed))
+    fit(state, data, cfg, progress=False)
+    return state
+
+
+def test_same_seed_gives_bit_identical_weights() -> None:
+    data = tiny_dataset()
+    cfg = TrainConfig(hidden_sizes=(16,), epochs=3, batch_size=8, dropout=0.3, weight_decay=1e-3)
+    a, b = run(cfg, data), run(cfg, data)
+    for k, v in a.model.parameters().items():
+        np.testing.assert_array_equal(v, b.model.parameters()[k])
+    c = run(
+        TrainConfig(
+            hidden_sizes=(16,), epochs=3, batch_size=8, dropout=0.3, weight_decay=1e-3, seed=1
+        ),
+        data,
+    )
+    assert not np.array_equal(
+        a.model.parameters()["layers.0.W"], c.model.parameters()["layers.0.W"]
+    )
+
+
+def test_dtype_stays_float32_through_training() -> None:
+    data = tiny_dataset()
+    state = run(
+        TrainConfig(hidden_sizes=(8, 8), epochs=1, batch_size=16, dropout=0.2, nesterov=True), data
+    )
+    for arrays in (state.model.parameters(), state.model.gradients(), state.opt.velocity):
+        assert {a.dtype for a in arrays.values()} == {np.dtype(np.float32)}
+
+
+def test_overfits_a_tiny_subset() -> None:
+    data = tiny_dataset(n=32, d=10, c=4)
+    cfg = TrainConfig(
+        hidden_sizes=(64,),
+        epochs=300,
+        batch_size=8,
+        lr=0.1,
+        warmup_epochs=0,
+        val_size=0,
+        dropout=0.0,
+        weight_decay=0.0,
+    )
+    state = run(cfg, data)
+    assert state.history[-1]["train_loss"] < 0.01
+    assert evaluate(state.model, data.X_train, data.y_train).accuracy == 1.0
+
+
+def test_history_records_every_epoch() -> None:
+    state = run(TrainConfig(hidden_sizes=(8,), epochs=4, batch_size=10), tiny_dataset())
+    assert [r["epoch"] for r in state.history] == [1, 2, 3, 4]
+    assert set(state.history[0]) == {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "seconds",
+    }
+    assert state.step == 4 * 7 and state.history[-1]["lr"] < 0.01  # the cosine ends near 0
+
+
+def test_divergence_raises_a_clear_error() -> None:
+    data = tiny_dataset()
+    data.X_train *= 1e30
+    with pytest.raises(TrainingDiverged, match=r"at epoch \d+, step \d+ \(lr"):
+        run(
+            TrainConfig(hidden_sizes=(8,), epochs=2, lr=5.0, activation="relu", warmup_epochs=0),
+            data,
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("lr", -0.1),
+        ("dropout", 1.0),
+        ("batch_size", 0),
+        ("hidden_sizes", (0,)),
+        ("activation", "sigmoid"),
+        ("epochs", 0),
+        ("momentum", 1.0),
+        ("weight_decay", -1.0),
+        ("warmup_epochs", 99.0),
+    ],
+)
+def test_config_rejects_out_of_range(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_config_dict_round_trip_and_unknown_keys() -> None:
+    cfg = TrainConfig(hidden_sizes=(3, 4), lr=0.2)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+@pytest.mark.slow
+def test_short_run_on_real_mnist_passes_90_percent(mnist: Dataset) -> None:
+    cfg = TrainConfig(hidden_sizes=(64,), epochs=1, batch_size=128, lr=0.05)
+    state = run(cfg, mnist)
+    assert evaluate(state.model, mnist.X_val, mnist.y_val).accuracy > 0.90
+    assert evaluate(state.model, mnist.X_test, mnist.y_test).accuracy > 0.90
