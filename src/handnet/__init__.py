@@ -5,7 +5,7 @@ from handnet.errors import ConfigError, DatasetError, HandnetError, ModelFileErr
 from handnet.io import load_model, save_model
 from handnet.model import MLP, Classifier
 from handnet.predict import Prediction, predict_images
-from handnet.preprocess import ImageError, load_image, preprocess
+from handnet.preprocess import ImageError, load_image, preprocess_digit
 from handnet.runs import train_run
 from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
 from handnet.version import __version__
@@ -31,7 +31,7 @@ __all__ = [
     "load_image",
     "load_model",
     "predict_images",
-    "preprocess",
+    "preprocess_digit",
     "save_model",
     "train_run",
 ]

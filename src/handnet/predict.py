@@ -15,7 +15,7 @@ import numpy.typing as npt
 from handnet.errors import HandnetError
 from handnet.layers import Dense
 from handnet.model import Classifier
-from handnet.preprocess import load_image, preprocess, to_uint8
+from handnet.preprocess import load_image, preprocess_digit, to_uint8
 
 ImageSource = str | Path | bytes | npt.NDArray[Any]
 
@@ -64,7 +64,7 @@ def prepare_image(
         gray: npt.NDArray[np.float32] = source.astype(np.float32) * scale
     else:
         gray = load_image(source, label)
-    return to_uint8(preprocess(gray, field=input_field(clf), name=label))
+    return to_uint8(preprocess_digit(gray, field=input_field(clf), name=label))
 
 
 def predict_images(

@@ -199,7 +199,7 @@ def fit_to_field(x: FloatImage, field: int = 28, box: int = 20) -> FloatImage:
     return out
 
 
-def preprocess(gray: FloatImage, *, field: int = 28, name: str = "image") -> FloatImage:
+def preprocess_digit(gray: FloatImage, *, field: int = 28, name: str = "image") -> FloatImage:
     """A grayscale image (any size, ink dark or light) -> a (field, field) float32 MNIST-like
     input in [0, 1] with white ink on black."""
     box = round(field * 20 / 28)
