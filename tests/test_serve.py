@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from handnet.io import load_model
-
-pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
-from fastapi.testclient import TestClient
-
 from handnet.serve import create_app
 
 # Starlette 1.x suggests httpx2 for its TestClient; httpx is what we depend on and still works.

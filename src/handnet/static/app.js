@@ -11,7 +11,7 @@ const runnerEl = document.getElementById("runner-up");
 const barsEl = document.getElementById("bars");
 const unitsEl = document.getElementById("units");
 
-const STROKE = 20; // pen width on the 280 px pad: MNIST-like strokes after scaling
+const STROKE = 24; // pen width on the 280 px pad: MNIST-like strokes (about 1/8 of the digit) after scaling
 let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 let drawing = false, dirty = false, inFlight = false, hasInk = false, last = null;
 
@@ -79,7 +79,7 @@ function renderUnits(units, side) {
     canvas.width = canvas.height = side;
     renderUnit(canvas, u.weights, side);
     const caption = document.createElement("div");
-    caption.textContent = `#${u.unit} · ${u.score >= 0 ? "+" : ""}${u.score.toFixed(2)}`;
+    caption.textContent = `#${u.unit} ${u.score >= 0 ? "+" : ""}${u.score.toFixed(2)}`;
     caption.title = `activation ${u.activation.toFixed(3)}, contribution ${u.score.toFixed(3)}`;
     box.append(canvas, caption);
     return box;
