@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +125,18 @@ def test_page_static_files_model_info_and_openapi(client: TestClient) -> None:
     assert {"200", "400", "413", "422"} <= set(post["responses"])
     assert "image/png" in schema["paths"]["/api/predict/image"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_serve_on_a_taken_port_is_a_one_line_error(mnist_model: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "handnet.cli", "serve", str(mnist_model), "--port", port]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2
+    assert (
+        r.stderr
+        == f"handnet serve: error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+    )

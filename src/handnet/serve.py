@@ -257,7 +257,10 @@ def _response(pred: Prediction, top: int, units: list[Any] | None) -> PredictRes
 def serve(
     model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = 2_000_000
 ) -> None:
-    """Load ``model`` and run the app with uvicorn until interrupted."""
+    """Load ``model``, bind ``host:port`` (a one-line error if it is taken) and run the app with
+    uvicorn until interrupted."""
+    import socket
+
     import uvicorn
 
     from handnet.io import load_model
@@ -265,5 +268,14 @@ def serve(
 
     clf = load_model(model)
     input_field(clf)  # refuse non-image models before starting
-    print(f"handnet serve: {model} on http://{host}:{port}/  (API docs at /docs)", flush=True)
-    uvicorn.run(create_app(clf, max_bytes=max_bytes), host=host, port=port, log_level="warning")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise HandnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    url = f"http://{host}:{sock.getsockname()[1]}/"
+    print(f"handnet serve: {model} at {url}  (API docs at {url}docs)", flush=True)
+    config = uvicorn.Config(create_app(clf, max_bytes=max_bytes), log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
