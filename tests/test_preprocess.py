@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -194,3 +197,27 @@ def test_unreadable_files_get_one_line_errors(
         load_image(_encode(_drawn("L", 255, 0), "PNG"))
     with pytest.raises(ImageError, match="2-D"):
         preprocess_digit(np.zeros((3, 4, 5), np.float32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=48),
+        elements=st.floats(0, 1, width=32),
+    )
+)
+def test_any_image_gives_a_valid_input_or_a_no_ink_error(gray: np.ndarray) -> None:
+    try:
+        x = preprocess_digit(gray)
+    except NoInkError:
+        return
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    assert np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 1 and x.max() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_an_image_error(data: bytes) -> None:
+    with pytest.raises(ImageError):
+        preprocess_digit(load_image(b"\x89PNG\r\n\x1a\n" + data))
