@@ -103,17 +103,16 @@ def strongest_units(clf: Classifier, image: npt.NDArray[np.uint8], k: int = 8) -
     are ranked by activation h_j. h = act(W1^T x' + b1) on the normalized input x'.
     """
     dense = clf.net.dense_layers()
-    if len(dense) < 2:
+    if len(dense) < 2:  # no hidden layer
         return []
-    x = clf.prepare(image[None])
     first, act = clf.net.layers[0], clf.net.layers[1]
+    assert isinstance(first, Dense)
+    x = clf.prepare(image[None])
     h = act.forward(first.forward(x, train=False), train=False)[0].copy()
-    logits = clf.net.predict_logits(clf.prepare(image[None]))[0]
-    c = int(logits.argmax())
+    c = int(clf.net.predict_logits(x)[0].argmax())
     score = h * dense[1].params["W"][:, c] if len(dense) == 2 else h
     order = np.argsort(-score, kind="stable")[:k]
     W1 = dense[0].params["W"]
-    assert isinstance(first, Dense)
     side = image.shape[0]
     return [
         HiddenUnit(int(j), float(h[j]), float(score[j]), W1[:, j].reshape(side, side).copy())

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from handnet.errors import HandnetError
 
@@ -124,6 +123,8 @@ def ink_image(gray: FloatImage, name: str = "image") -> FloatImage:
 def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
     """Crop to the bounding box of the ink (pixels above INK_THRESHOLD), ignoring specks: connected
     pieces with less than SPECK_FRACTION of the largest piece's ink are dust, not strokes."""
+    from scipy import ndimage  # imported here: it adds a quarter second to `import handnet`
+
     ink = x > INK_THRESHOLD
     pieces, n = ndimage.label(ink, structure=np.ones((3, 3)))
     if n == 0:
@@ -147,6 +148,8 @@ def _resize(x: FloatImage, width: int, height: int) -> FloatImage:
 
 def _stroke_width(x: FloatImage) -> float:
     """Mean stroke width of the ink in pixels: area / half the boundary length (w = 2A/P)."""
+    from scipy import ndimage
+
     ink = x > 0.5
     area = int(ink.sum())
     if area == 0:
@@ -158,6 +161,8 @@ def _stroke_width(x: FloatImage) -> float:
 def _thicken(x: FloatImage, box: int) -> FloatImage:
     """Bring thin pen strokes to MNIST's width: shrink to 8x the target box (area-preserving), then
     dilate with a disc until strokes are about STROKE_FRACTION of the glyph's longer side."""
+    from scipy import ndimage
+
     h, w = x.shape
     work = 8 * box
     s = work / max(h, w)
