@@ -192,3 +192,17 @@ def test_cli_bad_model_or_flag_is_a_usage_error(
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nope.safetensors" in r.stderr
     r = handnet_cli("predict", str(mnist_model), str(files["seven"]), "--top", "11")
     assert r.returncode == 2 and "--top 11" in r.stderr
+
+
+def test_models_without_hidden_layers_or_square_inputs(digits: tuple) -> None:
+    from handnet.data.split import Normalization
+    from handnet.model import MLP, Classifier
+
+    rng = np.random.default_rng(0)
+    classes = [str(i) for i in range(10)]
+    linear = Classifier(MLP(784, [], 10, rng=rng), Normalization(0.1, 0.3), classes, (28, 28))
+    (pred,) = handnet.predict_images(linear, [digits[0][0]])
+    assert strongest_units(linear, pred.input) == []  # nothing hidden to show
+    flat = Classifier(MLP(20, [8], 10, rng=rng), Normalization(0.0, 1.0), classes, (20,))
+    with pytest.raises(handnet.HandnetError, match=r"not square images"):
+        handnet.predict_images(flat, [digits[0][0]])

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import require
 
@@ -125,14 +126,43 @@ def test_draw_a_seven_and_watch_the_network_answer(
     page.close()
 
 
-def test_phone_sized_page_still_draws(server: str, browser: object, tmp_path: Path) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)  # type: ignore[attr-defined]
+def touch_draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw with a finger: real touch events through the Chrome DevTools Protocol, which the page
+    receives as pointer events of type "touch" (what a phone sends)."""
+    cdp = page.context.new_cdp_session(page)  # type: ignore[attr-defined]
+    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+
+    def at(x: float, y: float) -> list[dict[str, float]]:
+        return [{"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}]
+
+    for stroke in strokes:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*stroke[0])})
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            for t in np.linspace(0, 1, 12)[1:]:
+                p = at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": p})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_path: Path) -> None:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        has_touch=True,
+        is_mobile=True,
+    )
+    page = context.new_page()
     page.goto(server)
-    draw(
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    touch_draw(
         page,
         [[(0.3, 0.2), (0.7, 0.2), (0.7, 0.5), (0.3, 0.5), (0.3, 0.2)], [(0.7, 0.5), (0.7, 0.9)]],
     )
     page.wait_for_function("document.getElementById('label').textContent === '9'", timeout=15_000)
     page.wait_for_timeout(400)
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
-    page.close()
+    assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
+    context.close()
