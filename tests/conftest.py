@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,17 @@ def assert_grad_close(analytic: np.ndarray, numeric: np.ndarray, rtol: float = 1
 def mnist() -> Dataset:
     """The bundled MNIST, loaded once per session."""
     return load_dataset("mnist", rng=np.random.default_rng(0))
+
+
+@pytest.fixture(scope="session")
+def mnist_model(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real model file: 784-128-10 tanh, 2 epochs on the bundled MNIST (~97% test)."""
+    from handnet.runs import train_run
+    from handnet.train import TrainConfig
+
+    cfg = TrainConfig(hidden_sizes=(128,), epochs=2, dropout=0.0, warmup_epochs=0.5)
+    out = tmp_path_factory.mktemp("mnist-runs")
+    return train_run(cfg, out=out, data=mnist, progress=False).model_path
 
 
 def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset:

@@ -4,6 +4,8 @@ from handnet.data import Dataset, load_dataset
 from handnet.errors import ConfigError, DatasetError, HandnetError, ModelFileError, TrainingDiverged
 from handnet.io import load_model, save_model
 from handnet.model import MLP, Classifier
+from handnet.predict import Prediction, predict_images
+from handnet.preprocess import ImageError, load_image, preprocess_digit
 from handnet.runs import train_run
 from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
 from handnet.version import __version__
@@ -15,7 +17,9 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "HandnetError",
+    "ImageError",
     "ModelFileError",
+    "Prediction",
     "Rngs",
     "TrainConfig",
     "TrainState",
@@ -24,7 +28,10 @@ __all__ = [
     "evaluate",
     "fit",
     "load_dataset",
+    "load_image",
     "load_model",
+    "predict_images",
+    "preprocess_digit",
     "save_model",
     "train_run",
 ]

@@ -241,6 +241,80 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict the digit in image files (PNG, JPEG, BMP; any size, dark or light ink)",
+        description="Each image is made MNIST-like (grayscale, ink on black, cropped, fitted to "
+        "20x20, centred by mass in 28x28) and classified. A file that cannot be read or holds no "
+        "ink gets a one-line error; the others are still predicted, and the exit code is 1.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument(
+        "--top", type=_positive_int, default=3, help="how many classes to show (default: 3)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON list with every result")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from handnet.io import load_model
+    from handnet.predict import predict_images
+    from handnet.preprocess import ImageError
+
+    clf = load_model(args.model)
+    if not 1 <= args.top <= len(clf.classes):
+        raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for path in args.images:
+        try:
+            (pred,) = predict_images(clf, [path])
+        except ImageError as e:
+            failed += 1
+            print(f"handnet predict: error: {e}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(e)})
+            continue
+        results.append(pred.to_dict(args.top))
+        if not args.json:
+            shown = ", ".join(f"{c} {p:.1%}" for c, p in pred.top(args.top))
+            print(f"{path}: {pred.label}  ({shown})")
+    if args.json:
+        _print_json(results)
+    return 1 if failed else 0
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a web page to draw digits and watch the model answer, plus a JSON API",
+        description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
+        "Needs the 'serve' extra: pip install 'handnet[serve]'.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        default=2_000_000,
+        help="largest request body accepted, in bytes (default: 2000000)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from handnet.serve import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
+    if args.max_bytes < 1:
+        raise ConfigError(f"--max-bytes {args.max_bytes}: must be >= 1")
+    serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from handnet.version import __version__
 
@@ -250,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_info(sub)
+    _add_predict(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -1,0 +1,184 @@
+// The draw-a-digit page: pointer drawing (mouse, touch, pen), live predictions from
+// POST /api/predict, a bar chart, the preprocessed input and the strongest hidden units.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const seen = document.getElementById("seen").getContext("2d");
+const labelEl = document.getElementById("label");
+const confEl = document.getElementById("confidence");
+const runnerEl = document.getElementById("runner-up");
+const barsEl = document.getElementById("bars");
+const unitsEl = document.getElementById("units");
+
+const STROKE = 24; // pen width on the 280 px pad: MNIST-like strokes (about 1/8 of the digit) after scaling
+let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+let drawing = false, dirty = false, inFlight = false, hasInk = false, last = null;
+
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  hasInk = false;
+  showEmpty("draw something");
+}
+
+function showEmpty(message) {
+  labelEl.textContent = "?";
+  labelEl.classList.add("empty");
+  confEl.textContent = message;
+  runnerEl.textContent = "";
+  renderBars(classes.map(() => 0), -1);
+  seen.fillStyle = "#000";
+  seen.fillRect(0, 0, 28, 28);
+  unitsEl.replaceChildren();
+}
+
+function renderBars(probs, win) {
+  if (barsEl.children.length !== probs.length) {
+    barsEl.replaceChildren(...probs.map((_, i) => {
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      bar.innerHTML = '<span class="pct"></span><div class="fill"></div><span class="cls"></span>';
+      bar.querySelector(".cls").textContent = classes[i];
+      return bar;
+    }));
+  }
+  probs.forEach((p, i) => {
+    const bar = barsEl.children[i];
+    bar.classList.toggle("win", i === win);
+    bar.querySelector(".fill").style.height = `${Math.max(0, p) * 82}%`;
+    bar.querySelector(".pct").textContent = p >= 0.005 ? `${Math.round(p * 100)}%` : "";
+  });
+}
+
+function renderInput(rows) {
+  const img = seen.createImageData(28, 28);
+  rows.flat().forEach((v, i) => {
+    img.data.set([v, v, v, 255], 4 * i);
+  });
+  seen.putImageData(img, 0, 0);
+}
+
+// Weights in [-127, 127] -> red (excites) / blue (inhibits) on white.
+function renderUnit(canvas, weights, side) {
+  const c = canvas.getContext("2d");
+  const img = c.createImageData(side, side);
+  weights.forEach((w, i) => {
+    const t = Math.min(1, Math.abs(w) / 127);
+    const [r, g, b] = w >= 0 ? [214, 69, 61] : [47, 111, 219];
+    img.data.set([255 + (r - 255) * t, 255 + (g - 255) * t, 255 + (b - 255) * t, 255], 4 * i);
+  });
+  c.putImageData(img, 0, 0);
+}
+
+function renderUnits(units, side) {
+  unitsEl.replaceChildren(...(units || []).map((u) => {
+    const box = document.createElement("div");
+    box.className = "unit";
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = side;
+    renderUnit(canvas, u.weights, side);
+    const caption = document.createElement("div");
+    caption.textContent = `#${u.unit} ${u.score >= 0 ? "+" : ""}${u.score.toFixed(2)}`;
+    caption.title = `activation ${u.activation.toFixed(3)}, contribution ${u.score.toFixed(3)}`;
+    box.append(canvas, caption);
+    return box;
+  }));
+}
+
+function render(res) {
+  const win = res.classes.indexOf(res.label);
+  labelEl.textContent = res.label;
+  labelEl.classList.remove("empty");
+  confEl.textContent = `${(res.probability * 100).toFixed(1)}% sure`;
+  const second = res.top[1];
+  runnerEl.textContent = second ? `runner-up: ${second.label} (${(second.probability * 100).toFixed(1)}%)` : "";
+  renderBars(res.probabilities, win);
+  renderInput(res.input);
+  renderUnits(res.hidden, res.input.length);
+}
+
+async function predict() {
+  if (!hasInk) return;
+  if (inFlight) { dirty = true; return; }
+  inFlight = true; dirty = false;
+  try {
+    const resp = await fetch("/api/predict", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ image: pad.toDataURL("image/png"), top: 3, explain: true }),
+    });
+    const body = await resp.json();
+    if (!hasInk) { /* cleared while waiting */ }
+    else if (resp.ok) render(body);
+    else showEmpty(resp.status === 422 ? "draw a bit more" : `error: ${body.detail}`);
+  } catch (err) {
+    confEl.textContent = `server unreachable (${err.message})`;
+  } finally {
+    inFlight = false;
+    if (dirty) predict();
+  }
+}
+
+let timer = null;
+function schedule(delay) {
+  clearTimeout(timer);
+  timer = setTimeout(predict, delay);
+}
+
+function point(ev) {
+  const r = pad.getBoundingClientRect();
+  return [(ev.clientX - r.left) * pad.width / r.width, (ev.clientY - r.top) * pad.height / r.height];
+}
+
+function dot([x, y]) {
+  ctx.beginPath();
+  ctx.arc(x, y, STROKE / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+pad.addEventListener("pointerdown", (ev) => {
+  ev.preventDefault();
+  pad.setPointerCapture(ev.pointerId);
+  drawing = true;
+  hasInk = true;
+  last = point(ev);
+  ctx.fillStyle = "#111";
+  dot(last);
+});
+
+pad.addEventListener("pointermove", (ev) => {
+  if (!drawing) return;
+  const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
+  ctx.strokeStyle = "#111";
+  ctx.lineWidth = STROKE;
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...last);
+  for (const e of events.length ? events : [ev]) {
+    last = point(e);
+    ctx.lineTo(...last);
+  }
+  ctx.stroke();
+  schedule(60); // live updates while drawing, at most one request in flight
+});
+
+function stop() {
+  if (!drawing) return;
+  drawing = false;
+  schedule(0);
+}
+pad.addEventListener("pointerup", stop);
+pad.addEventListener("pointercancel", stop);
+document.getElementById("clear").addEventListener("click", clearPad);
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") clearPad(); });
+
+fetch("/api/model").then((r) => r.json()).then((m) => {
+  classes = m.classes;
+  const acc = m.test_accuracy != null ? ` · ${(m.test_accuracy * 100).toFixed(2)}% on the ${m.dataset} test set` : "";
+  document.getElementById("model-info").textContent =
+    `${m.network.replace(/^MLP\(\[|\]\)$/g, "").replace(/Dropout\([^)]*\), /g, "")} · ${m.parameters.toLocaleString("en")} parameters${acc}`;
+  clearPad();
+}).catch(() => { document.getElementById("model-info").textContent = "model info unavailable"; });
+
+clearPad();

@@ -1,0 +1,223 @@
+"""MNIST-style preprocessing: ink found in any picture, cropped, fitted to 20x20, centred by mass."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from handnet.data.registry import load_bundled_mnist
+from handnet.preprocess import (
+    ImageError,
+    NoInkError,
+    centre_of_mass,
+    load_image,
+    preprocess_digit,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist_test() -> tuple[np.ndarray, np.ndarray]:
+    s = load_bundled_mnist()
+    return s.X_test[:300], s.y_test[:300]
+
+
+def ink_box(x: np.ndarray, thr: float = 0.05) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero((x > thr).any(axis=1))
+    cols = np.flatnonzero((x > thr).any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def on_paper(ink: np.ndarray, size: tuple[int, int], at: tuple[int, int], dark: bool) -> np.ndarray:
+    """Paste a [0, 1] ink image onto a (h, w) page at (row, col): dark ink on white or light on black."""
+    page = np.zeros(size, np.float32)
+    r, c = at
+    page[r : r + ink.shape[0], c : c + ink.shape[1]] = ink
+    return 1.0 - page if dark else page
+
+
+def ring(n: int, thickness: float) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    rad = np.hypot(yy, xx)
+    return ((rad < n / 2) & (rad > n / 2 - thickness)).astype(np.float32)
+
+
+def plus(n: int, thickness: int) -> np.ndarray:
+    x = np.zeros((n, n), np.float32)
+    m = (n - thickness) // 2
+    x[m : m + thickness] = 1
+    x[:, m : m + thickness] = 1
+    return x
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["dark-on-light", "light-on-dark"])
+@pytest.mark.parametrize(
+    ("shape", "page", "at"),
+    [
+        (ring(60, 8), (200, 300), (10, 220)),
+        (ring(400, 50), (1200, 900), (700, 40)),
+        (plus(31, 5), (64, 64), (0, 0)),
+        (plus(301, 41), (640, 480), (300, 170)),
+    ],
+    ids=["small-ring", "large-ring", "corner-plus", "large-plus"],
+)
+def test_symmetric_shapes_are_centred_and_inside_the_20x20_box(
+    shape: np.ndarray, page: tuple[int, int], at: tuple[int, int], dark: bool
+) -> None:
+    x = preprocess_digit(on_paper(shape, page, at, dark))
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    cy, cx = centre_of_mass(x)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+    r0, r1, c0, c1 = ink_box(x)
+    assert 4 <= r0 and r1 <= 23 and 4 <= c0 and c1 <= 23  # the central 20x20 box
+    assert max(r1 - r0, c1 - c0) + 1 >= 19  # scaled up or down to fill it
+
+
+def test_enlarged_off_centre_mnist_digits_are_centred_by_mass(mnist_test: tuple) -> None:
+    X, _ = mnist_test
+    rng = np.random.default_rng(0)
+    for img in X[:60]:
+        k = int(rng.integers(2, 12))
+        big = np.kron(img.astype(np.float32) / 255, np.ones((k, k), np.float32))
+        page = (int(big.shape[0] * 2.5), int(big.shape[1] * 1.7))
+        at = (
+            int(rng.integers(0, page[0] - big.shape[0])),
+            int(rng.integers(0, page[1] - big.shape[1])),
+        )
+        x = preprocess_digit(on_paper(big, page, at, dark=True))
+        cy, cx = centre_of_mass(x)
+        assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+        r0, r1, c0, c1 = ink_box(x, 0.0)
+        assert max(r1 - r0, c1 - c0) + 1 in (20, 21)  # the longer side fills the 20 px box
+        assert min(r0, c0) >= 0 and max(r1, c1) <= 27
+
+
+def test_an_mnist_digit_is_nearly_unchanged(mnist_test: tuple) -> None:
+    """MNIST was made this way, so preprocessing an MNIST digit should give it back."""
+    X, _ = mnist_test
+    diffs = [np.abs(preprocess_digit(x.astype(np.float32) / 255) - x / 255).mean() for x in X[:100]]
+    assert np.median(diffs) < 0.01 and np.mean(diffs) < 0.02
+
+
+def test_aspect_ratio_is_kept_and_grey_levels_survive() -> None:
+    bar = np.ones((300, 60), np.float32)  # 5:1, a "1"
+    x = preprocess_digit(on_paper(bar, (800, 800), (100, 500), dark=True))
+    r0, r1, c0, c1 = ink_box(x, 0.5)
+    assert r1 - r0 + 1 == 20 and 3 <= c1 - c0 + 1 <= 5
+    disc = ring(500, 250)  # a filled disc: its anti-aliased rim must be grey, not black/white
+    y = preprocess_digit(on_paper(disc, (600, 600), (50, 50), dark=True))
+    assert ((y > 0.1) & (y < 0.9)).sum() >= 8
+
+
+def test_photo_noise_and_dust_are_not_ink() -> None:
+    rng = np.random.default_rng(0)
+    clean = on_paper(plus(200, 30), (900, 700), (500, 100), dark=True) * 0.7 + 0.2  # grey paper
+    noisy = np.clip(clean + rng.normal(0, 0.03, clean.shape), 0, 1).astype(np.float32)
+    noisy[20:23, 650:653] = 0.0  # a speck of dust far from the digit
+    a, b = preprocess_digit(clean), preprocess_digit(noisy)
+    assert np.abs(np.subtract(ink_box(a, 0.2), ink_box(b, 0.2))).max() <= 1
+    assert abs(b.sum() - a.sum()) < 0.1 * a.sum()  # the same amount of ink, no haze
+    near = ndimage.binary_dilation(a > 0, iterations=1)  # a 1 px shift is allowed
+    assert (b[~near] > 0.1).sum() <= 3  # no haze or dust on the background (Lanczos rims aside)
+
+
+def test_thin_pen_strokes_are_thickened_to_mnist_width(mnist_test: tuple) -> None:
+    page = Image.new("L", (2000, 1500), 250)
+    ImageDraw.Draw(page).line([(900, 300), (910, 1100)], fill=20, width=5)  # a "1", 5 px wide
+    x = preprocess_digit(np.asarray(page, np.float32) / 255)
+    X, y = mnist_test
+    ones = X[y == 1].astype(np.float32) / 255
+    typical = np.median((ones > 0.5).sum(axis=(1, 2)))
+    assert x.max() > 0.9
+    assert 0.5 * typical <= (x > 0.5).sum() <= 2 * typical
+
+
+def test_blank_images_have_no_ink() -> None:
+    with pytest.raises(NoInkError, match=r"blank\.png: no ink"):
+        preprocess_digit(np.full((50, 80), 0.93, np.float32), name="blank.png")
+    rng = np.random.default_rng(0)
+    with pytest.raises(NoInkError):
+        preprocess_digit(np.clip(0.9 + rng.normal(0, 0.01, (300, 300)), 0, 1).astype(np.float32))
+
+
+def _encode(im: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt)
+    return buf.getvalue()
+
+
+def _drawn(mode: str, paper: object, ink: object) -> Image.Image:
+    im = Image.new(mode, (120, 90), paper)  # type: ignore[arg-type]
+    ImageDraw.Draw(im).ellipse((30, 10, 70, 80), outline=ink, width=9)  # type: ignore[arg-type]
+    return im
+
+
+@pytest.mark.parametrize(
+    ("mode", "paper", "ink", "fmt"),
+    [
+        ("RGB", (255, 255, 255), (0, 0, 0), "PNG"),
+        ("RGB", (255, 255, 255), (0, 0, 0), "JPEG"),
+        ("RGB", (255, 255, 255), (0, 0, 0), "BMP"),
+        ("L", 255, 0, "PNG"),
+        ("RGBA", (0, 0, 0, 0), (0, 0, 0, 255), "PNG"),  # transparent background: paper is white
+        ("LA", (0, 0), (0, 255), "PNG"),
+        ("I;16", 65535, 0, "PNG"),
+    ],
+)
+def test_every_mode_and_format_gives_the_same_input(
+    mode: str, paper: object, ink: object, fmt: str
+) -> None:
+    reference = preprocess_digit(load_image(_encode(_drawn("L", 255, 0), "PNG")))
+    x = preprocess_digit(load_image(_encode(_drawn(mode, paper, ink), fmt)))
+    assert np.abs(x - reference).mean() < (0.06 if fmt == "JPEG" else 0.03)  # JPEG is lossy
+
+
+def test_unreadable_files_get_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ImageError, match=r"missing.png: cannot open"):
+        load_image(tmp_path / "missing.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    with pytest.raises(ImageError, match=r"bad.png: cannot read image"):
+        load_image(bad)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(_encode(_drawn("L", 255, 0), "PNG")[:200])
+    with pytest.raises(ImageError, match=r"cut.png: cannot read image"):
+        load_image(truncated)
+    monkeypatch.setattr("handnet.preprocess.MAX_PIXELS", 100)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(_encode(_drawn("L", 255, 0), "PNG"))
+    with pytest.raises(ImageError, match="2-D"):
+        preprocess_digit(np.zeros((3, 4, 5), np.float32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=48),
+        elements=st.floats(0, 1, width=32),
+    )
+)
+def test_any_image_gives_a_valid_input_or_a_no_ink_error(gray: np.ndarray) -> None:
+    try:
+        x = preprocess_digit(gray)
+    except NoInkError:
+        return
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    assert np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 1 and x.max() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_an_image_error(data: bytes) -> None:
+    with pytest.raises(ImageError):
+        preprocess_digit(load_image(b"\x89PNG\r\n\x1a\n" + data))

@@ -1,0 +1,168 @@
+"""End to end: `handnet serve` as a real process, Debian's headless Chromium driven by Playwright,
+strokes drawn with the mouse, and the prediction read off the page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import require
+
+CHROMIUM = Path("/usr/bin/chromium")  # installed by .ci/setup.d/chromium.sh; never downloaded
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(mnist_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "handnet.cli", "serve", str(mnist_model), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/model", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"handnet serve did not start (exit {proc.poll()}); see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    require(sync_playwright is not None, "the playwright Python package")
+    require(CHROMIUM.exists() or shutil.which("chromium") is not None, "Debian's chromium")
+    assert sync_playwright is not None
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw strokes on the pad with the mouse; points are fractions of the pad's size."""
+    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])  # type: ignore[attr-defined]
+        page.mouse.down()  # type: ignore[attr-defined]
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)  # type: ignore[attr-defined]
+        page.mouse.up()  # type: ignore[attr-defined]
+
+
+def test_draw_a_seven_and_watch_the_network_answer(
+    server: str, browser: object, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 860})  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(server)
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    assert page.text_content("#label") == "?"
+
+    draw(page, [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]])  # a "7", off-centre is fine
+    page.wait_for_function("document.getElementById('label').textContent !== '?'", timeout=15_000)
+    page.wait_for_timeout(400)  # the last in-flight request lands, the bars finish growing
+    assert page.text_content("#label") == "7"
+    assert "% sure" in page.text_content("#confidence")
+    assert (
+        page.locator(".bar").count() == 10 and page.locator(".bar.win .cls").text_content() == "7"
+    )
+    assert page.locator("#units canvas").count() == 8
+    lit = page.evaluate(
+        "Array.from(document.getElementById('seen').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0 && v > 128).length"
+    )
+    assert 20 <= lit <= 300  # the 28x28 input shows the digit
+    page.screenshot(path=str(tmp_path / "draw-a-seven.png"), full_page=True)
+
+    page.click("#clear")
+    assert page.text_content("#label") == "?"
+    draw(page, [[(0.5, 0.15), (0.48, 0.88)]])  # a "1" after clearing
+    page.wait_for_function("document.getElementById('label').textContent === '1'", timeout=15_000)
+    page.wait_for_timeout(400)  # the bars' height transition
+    page.screenshot(path=str(tmp_path / "draw-a-one.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def touch_draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw with a finger: real touch events through the Chrome DevTools Protocol, which the page
+    receives as pointer events of type "touch" (what a phone sends)."""
+    cdp = page.context.new_cdp_session(page)  # type: ignore[attr-defined]
+    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+
+    def at(x: float, y: float) -> list[dict[str, float]]:
+        return [{"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}]
+
+    for stroke in strokes:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*stroke[0])})
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            for t in np.linspace(0, 1, 12)[1:]:
+                p = at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": p})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_path: Path) -> None:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        has_touch=True,
+        is_mobile=True,
+    )
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    touch_draw(
+        page,
+        [[(0.3, 0.2), (0.7, 0.2), (0.7, 0.5), (0.3, 0.5), (0.3, 0.2)], [(0.7, 0.5), (0.7, 0.9)]],
+    )
+    page.wait_for_function("document.getElementById('label').textContent === '9'", timeout=15_000)
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
+    context.close()
