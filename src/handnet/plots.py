@@ -20,7 +20,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
 from handnet.schedules import warmup_cosine
 
@@ -132,10 +132,15 @@ def _some(v: float, _pos: object = None) -> str:
 
 
 def _log_y(ax: Any) -> None:
+    """Log y axis with plain labels; minor ticks are labelled only over two decades or less."""
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
-    ax.yaxis.set_minor_formatter(FuncFormatter(_some))
-    ax.grid(True, which="minor", alpha=0.12)
+    if hi / lo <= 100:
+        ax.yaxis.set_minor_formatter(FuncFormatter(_some))
+        ax.grid(True, which="minor", alpha=0.12)
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_accuracy(history: Sequence[Mapping[str, float]]) -> Figure:
@@ -423,6 +428,7 @@ def plot_mistakes(
     cols = 6
     rows = max(1, math.ceil(n / cols))
     lo, hi = float(images.min()), float(images.max())
+    short = max(len(str(c)) for c in classes) <= 3
     with _style():
         fig = new_figure(SIZES["mistakes"])
         axes = fig.subplots(rows, cols, squeeze=False)
@@ -439,11 +445,11 @@ def plot_mistakes(
                 interpolation="nearest",
                 aspect="equal" if h > 1 else "auto",
             )
-            ax.set_title(
-                f"true {classes[y[i]]} → {classes[pred[i]]}\np = {_probability(probs[i, pred[i]])}",
-                fontsize=10,
-                fontweight="normal",
-            )
+            p = _probability(probs[i, pred[i]])
+            true, guess = classes[y[i]], classes[pred[i]]
+            # Digits fit on one line; names like "T-shirt/top" get a line each.
+            title = f"true {true} → {guess}" if short else f"true: {true}\npredicted: {guess}"
+            ax.set_title(f"{title}\np = {p}", fontsize=10 if short else 9, fontweight="normal")
         n_wrong = int((pred != y).sum())
         fig.suptitle(
             f"Most confident mistakes on test ({len(idx)} of {n_wrong} shown)",
@@ -484,15 +490,17 @@ def plot_activations(acts: Sequence[npt.NDArray[np.floating]], activation: str) 
         for k, a in enumerate(acts):
             total, per_unit = saturation(a, activation)
             ax, axu = axes[k]
+            values = a.ravel() if activation == "tanh" else a[a > 0]  # relu: zeros in the title
             lo, hi = (-1.0, 1.0) if activation == "tanh" else (0.0, float(a.max()) or 1.0)
-            ax.hist(a.ravel(), bins=80, range=(lo, hi), color=TRAIN_COLOR, density=True)
+            ax.hist(values, bins=80, range=(lo, hi), color=TRAIN_COLOR, density=True)
             if activation == "tanh":
                 for edge in (-SATURATED, SATURATED):
                     ax.axvline(edge, color=VAL_COLOR, ls="--", lw=1)
             _log_y(ax)
             ax.set(
                 title=f"Layer {k + 1} ({a.shape[1]} units): {total:.1%} of activations {word}",
-                xlabel=f"activation a ({activation})",
+                xlabel=f"activation a ({activation})"
+                + ("" if activation == "tanh" else ", zeros left out"),
                 ylabel="density (log scale)",
             )
             axu.hist(per_unit, bins=40, range=(0, 1), color="#7f7f7f")
