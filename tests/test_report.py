@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import require, tiny_dataset
 from test_plots import assert_real_png, png_size
 
 from handnet import run_plots
 from handnet.data import Dataset
+from handnet.model import MLP, Classifier
 from handnet.report import REPORT_NAME, run_report
 from handnet.runs import RunResult, train_run
 from handnet.train import TrainConfig
@@ -120,3 +121,19 @@ def test_report_opens_in_headless_chromium_without_errors(run: RunResult) -> Non
     assert_real_png(data, (width, height))
     print(f"screenshot: {shot}")
     assert np.isfinite(run.metrics["test_accuracy"])
+
+
+def test_a_model_without_history_or_images_still_gets_its_page() -> None:
+    """A model file with no stored history (e.g. saved by other code) on non-image features:
+    the curves are left out, everything else is drawn, and the page says what it has."""
+    data = tiny_dataset(n=64, d=20, c=3)
+    net = MLP(20, (8,), 3, rng=np.random.default_rng(0))
+    clf = Classifier(net, data.norm, data.classes, data.image_shape, meta={"dataset": "tiny"})
+    view = run_plots.RunView(clf, data.X_test, data.y_test, "tiny")
+    pngs = run_plots.draw(view)
+    assert list(pngs) == ["weights_first", "weights_output", "confusion", "mistakes", "activations"]
+    for png in pngs.values():
+        assert_real_png(png, png_size(png))
+    page = run_report(view, pngs)
+    assert page.count("data:image/png;base64,") == 5 and 'id="history"' not in page
+    assert "n/a" in page  # no stored metrics: said, not invented
