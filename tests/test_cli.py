@@ -13,6 +13,7 @@ import pytest
 
 from handnet.cli import main
 from handnet.data import write_idx
+from handnet.run_plots import PLOTS
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
 
@@ -73,8 +74,9 @@ def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:  # ty
     model, metrics = trained
     run_dir = model.parent
     assert model.name == run_dir.name + ".safetensors" and run_dir.name.startswith("model-")
+    plots = [f"{name}.png" for name in PLOTS]
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        ["config.toml", "history.csv", "metrics.json", model.name]
+        ["config.toml", "history.csv", "metrics.json", model.name, "report.html", *plots]
     )
     assert metrics["test_accuracy"] > 0.9 and metrics["epochs"] == 3
     assert (run_dir / "history.csv").read_text().splitlines()[
@@ -119,6 +121,9 @@ def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:  
         (["train", "--config", "missing.toml"], "missing.toml: file not found"),
         (["evaluate", "missing.safetensors"], "missing.safetensors: file not found"),
         (["info", "pyproject.toml"], "not a safetensors file"),
+        (["plot", "missing"], "missing: no such file or directory"),
+        (["report", "."], ".: a directory with no .safetensors model"),
+        (["report", "pyproject.toml"], "not a safetensors file"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -158,3 +163,24 @@ def test_evaluate_rejects_labels_beyond_the_model(
     )
     r = handnet("evaluate", str(model), "--dataset", str(tmp_path / "d.npz"))
     assert r.returncode == 2 and "labels go up to 9" in r.stderr
+
+
+def test_plot_and_report_from_the_model_file_alone(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    idx_dir: Path,
+    tmp_path: Path,
+) -> None:
+    model, metrics = trained
+    alone = tmp_path / "alone" / model.name
+    alone.parent.mkdir()
+    alone.write_bytes(model.read_bytes())
+    r = handnet("plot", str(alone))  # the test split comes from the path stored in the model
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in alone.parent.glob("*.png")) == sorted(f"{k}.png" for k in PLOTS)
+    assert r.stdout.split() == [str(alone.parent / f"{k}.png") for k in PLOTS]
+    r = handnet("report", str(model.parent), "--dataset", str(idx_dir), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert r.stdout.strip() == str(tmp_path / "report.html")
+    assert page.count("data:image/png;base64,") == len(PLOTS)
+    assert f"{metrics['test_accuracy']:.2%}" in page

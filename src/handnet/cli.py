@@ -315,6 +315,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_source(p: Any) -> None:
+    p.add_argument("run", type=Path, help="a run directory or a .safetensors model file")
+    p.add_argument(
+        "--dataset",
+        help="draw test-set plots on this dataset name or path (default: the model's own)",
+    )
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument(
+        "--out", type=Path, help="output directory (default: the directory of the model file)"
+    )
+
+
+def _add_plot(sub: Any) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="draw a run's plots (curves, weights, confusion, mistakes) as PNGs",
+        description="Draw the plots of a run again from its model file's stored history and "
+        "weights; test-set plots are recomputed on the dataset's test split.",
+    )
+    _add_run_source(p)
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from handnet import run_plots
+
+    view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
+    out = args.out or run_plots.resolve_model(args.run).parent
+    for path in run_plots.write(run_plots.draw(view), out):
+        print(path)
+    return 0
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a run's self-contained report.html (metrics, config, plots)",
+        description="Write one self-contained HTML page for a run: plots embedded, no network.",
+    )
+    _add_run_source(p)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from handnet import report, run_plots
+
+    view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
+    out = args.out or run_plots.resolve_model(args.run).parent
+    path = report.write_run_report(view, run_plots.draw(view), Path(out) / report.REPORT_NAME)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from handnet.version import __version__
 
@@ -326,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_predict(sub)
     _add_serve(sub)
+    _add_plot(sub)
+    _add_report(sub)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 A run directory holds ``<name>.safetensors`` (the model, named "model + date + random" as in the
 seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation, then test) and
-``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``).
+``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``),
+the plots (``*.png``) and ``report.html``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def train_run(
         "wall_seconds": time.perf_counter() - t_start,
         "epochs": state.epoch,
         "steps": state.step,
+        "train_size": len(data.y_train),
+        "val_size": len(data.y_val),
+        "test_size": len(data.y_test),
     }
     clf = Classifier(
         state.model,
@@ -107,4 +111,7 @@ def train_run(
     atomic_write_text(run_dir / "history.csv", history_csv(state.history))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict()))
+    from handnet.report import RunView, publish_run  # matplotlib loads only when a run is written
+
+    publish_run(RunView(clf, data.X_test, data.y_test, data.name), run_dir)
     return RunResult(run_dir, model_path, clf, metrics)
