@@ -42,22 +42,26 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
     """An MLP classifier trained by handnet: float32 SGD with momentum, dropout, L2 on the weights,
     linear warmup then a cosine learning-rate schedule.
 
+    The defaults were chosen by cross-validation on 10,000 MNIST images and on scikit-learn's
+    digits (``bench/sklearn_tune.py``): on data of that size a larger lr, stronger L2 and no
+    dropout beat the CLI's full-MNIST recipe, and 10 epochs score within 0.1% of 40.
+
     Parameters
     ----------
     hidden_sizes : tuple of int, default=(256,)
         Width of each hidden layer.
     activation : {"tanh", "relu"}, default="tanh"
-    lr : float, default=0.05
+    lr : float, default=0.2
         Peak learning rate, reached at the end of warmup.
     momentum : float, default=0.9
         Heavy-ball coefficient.
     nesterov : bool, default=False
-    weight_decay : float, default=1e-4
+    weight_decay : float, default=1e-3
         lambda in (lambda/2) sum ||W||^2 added to the mean loss (weights only, not biases).
         scikit-learn's MLP ``alpha`` corresponds to ``weight_decay * batch_size``.
-    dropout : float, default=0.2
+    dropout : float, default=0.0
         Drop probability after each hidden activation (training only).
-    epochs : int, default=20
+    epochs : int, default=10
         Passes over the training data in `fit`.
     batch_size : int, default=128
     warmup_epochs : float, default=1.0
@@ -100,12 +104,12 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         hidden_sizes: tuple[int, ...] = (256,),
         activation: str = "tanh",
         *,
-        lr: float = 0.05,
+        lr: float = 0.2,
         momentum: float = 0.9,
         nesterov: bool = False,
-        weight_decay: float = 1e-4,
-        dropout: float = 0.2,
-        epochs: int = 20,
+        weight_decay: float = 1e-3,
+        dropout: float = 0.0,
+        epochs: int = 10,
         batch_size: int = 128,
         warmup_epochs: float = 1.0,
         min_lr: float = 0.0,
