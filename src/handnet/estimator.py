@@ -28,7 +28,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     ) from e
 
 from handnet.data import Dataset, Normalization, dataset_from_arrays
-from handnet.errors import HandnetError, ModelFileError
+from handnet.errors import ConfigError, HandnetError, ModelFileError
 from handnet.io import load_model, save_model
 from handnet.model import MLP, Classifier
 from handnet.optim import SGD
@@ -94,6 +94,9 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    Hyperparameters are checked in `fit` (scikit-learn's rule: ``__init__`` only stores them); a
+    bad one raises `handnet.ConfigError`, which is a ``ValueError`` naming the parameter.
+
     Inputs are standardized with one scalar mean and standard deviation over all features of the
     training data (the same `Normalization` the image models use, stored in the model file). For
     features on very different scales put a ``StandardScaler`` in front, as for any MLP.
@@ -143,13 +146,13 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
             return entropy
         if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
             if rs < 0:
-                raise ValueError(f"random_state={rs!r}: must be >= 0")
+                raise ConfigError(f"random_state={rs!r}: must be >= 0")
             return int(rs)
         if isinstance(rs, np.random.Generator):
             return int(rs.integers(2**63))
         if isinstance(rs, np.random.RandomState):
             return int(rs.randint(2**31 - 1))
-        raise ValueError(
+        raise ConfigError(
             f"random_state={rs!r}: must be None, an int, a numpy Generator or RandomState"
         )
 
@@ -158,7 +161,7 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         try:
             hidden = tuple(int(h) for h in self.hidden_sizes)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_sizes={self.hidden_sizes!r}: must be a sequence of ints"
             ) from None
         return TrainConfig(
@@ -181,10 +184,10 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
     def _val_size(self, n: int, n_classes: int) -> int:
         frac = self.validation_fraction
         if not 0.0 <= frac < 1.0:
-            raise ValueError(f"validation_fraction={frac!r}: must be in [0, 1)")
+            raise ConfigError(f"validation_fraction={frac!r}: must be in [0, 1)")
         k = round(frac * n)
         if frac > 0 and not n_classes <= k <= n - n_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"validation_fraction={frac}: {k} of {n} rows cannot hold out a stratified "
                 f"validation set over {n_classes} classes; use more data or a different fraction"
             )
@@ -331,7 +334,11 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
             self.norm_,
             [str(c) for c in self.classes_],
             (self.n_features_in_,),
-            {_META_KEY: meta, "history": self.state_.history},
+            {
+                "dataset": "arrays (HandnetClassifier)",
+                _META_KEY: meta,
+                "history": self.state_.history,
+            },
         )
         return save_model(clf, path)
 
