@@ -112,8 +112,9 @@ def test_same_random_state_same_model_and_different_otherwise() -> None:
         np.testing.assert_array_equal(v, b.state_.model.parameters()[k])
     assert a.loss_curve_ == b.loss_curve_
     assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
-    g = HandnetClassifier(epochs=3, random_state=np.random.default_rng(1)).fit(X, y)
-    assert g.seed_ >= 0 and g.score(X, y) > 0.5
+    for rs in (np.random.default_rng(1), np.random.RandomState(1), None):
+        other = HandnetClassifier(epochs=3, random_state=rs).fit(X, y)
+        assert other.seed_ >= 0 and other.score(X, y) > 0.5
 
 
 def test_fit_is_handnet_train_fit_on_the_same_data() -> None:
