@@ -150,6 +150,11 @@ def test_bad_input_gives_clear_errors() -> None:
     ]:
         with pytest.raises(ValueError, match=msg):
             HandnetClassifier(**bad).fit(X, y)
+    # a fit that fails on a parameter leaves the earlier fit as it was
+    clf.set_params(lr=-1.0)
+    with pytest.raises(ValueError, match=r"lr=-1\.0"):
+        clf.fit(X, y + 10)
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.score(X, y) > 0.5
 
 
 def test_partial_fit_continues_one_epoch_per_call() -> None:

@@ -199,16 +199,6 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, order="C", reset=reset, copy=copy)
         return np.asarray(X, dtype=np.float32)
 
-    def _encode(self, y: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-        """Label codes: the index of each label in ``classes_``."""
-        known = np.isin(y, self.classes_)
-        if not known.all():
-            unknown = np.unique(y[~known])[:5].tolist()
-            raise ValueError(
-                f"y holds labels {unknown} that are not in classes_ {self.classes_.tolist()}"
-            )
-        return np.searchsorted(self.classes_, y).astype(np.int64)
-
     def _train(self, data: Dataset, cfg: TrainConfig) -> None:
         history = fit(self.state_, data, cfg, progress=bool(self.verbose))
         self.n_iter_ = self.state_.epoch
@@ -219,15 +209,15 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         """Train a fresh network for ``epochs`` epochs on ``X`` (n_samples, n_features), ``y``."""
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
         check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        codes = self._encode(y)
-        self.seed_ = seed = self._resolve_seed()
-        val_size = self._val_size(len(codes), len(self.classes_))
-        cfg = self._config(seed, val_size)
+        classes = np.unique(y)
+        codes = _encode(y, classes)
+        seed = self._resolve_seed()
+        val_size = self._val_size(len(codes), len(classes))
+        cfg = self._config(seed, val_size)  # every check before the first attribute changes
         rngs = Rngs.from_seed(seed)
-        labels = [str(c) for c in self.classes_]
+        labels = [str(c) for c in classes]
         data = dataset_from_arrays(X, codes, labels, val_size=val_size, rng=rngs.split)
-        self.norm_ = data.norm
+        self.classes_, self.seed_, self.norm_ = classes, seed, data.norm
         self.state_ = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
         self._train(data, cfg)
         if val_size:
@@ -249,21 +239,23 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         if first:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
-            self.classes_ = np.unique(np.asarray(classes))
+            classes = np.unique(np.asarray(classes))
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
                 f"classes={np.unique(classes).tolist()} differs from classes_ "
                 f"{self.classes_.tolist()} of the earlier fit"
             )
-        codes = self._encode(y)
-        labels = [str(c) for c in self.classes_]
+        else:
+            classes = self.classes_
+        codes = _encode(y, classes)
+        labels = [str(c) for c in classes]
         if first:
-            self.seed_ = self._resolve_seed()
-            cfg = self._config(self.seed_)
+            seed = self._resolve_seed()
+            cfg = self._config(seed)
             data = dataset_from_arrays(X, codes, labels)
-            self.norm_ = data.norm
+            self.classes_, self.seed_, self.norm_ = classes, seed, data.norm
             self.state_ = TrainState.fresh(
-                cfg, data.n_features, data.n_classes, Rngs.from_seed(self.seed_)
+                cfg, data.n_features, data.n_classes, Rngs.from_seed(seed)
             )
         else:
             cfg = self._config(self.seed_)
@@ -391,6 +383,15 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         est.loss_curve_ = loss_curve
         est._net64 = _float64_copy(net)
         return est
+
+
+def _encode(y: npt.NDArray[Any], classes: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Label codes: the index of each label in the sorted ``classes``."""
+    known = np.isin(y, classes)
+    if not known.all():
+        unknown = np.unique(y[~known])[:5].tolist()
+        raise ValueError(f"y holds labels {unknown} that are not in classes_ {classes.tolist()}")
+    return np.searchsorted(classes, y).astype(np.int64)
 
 
 def _float64_copy(net: MLP) -> MLP:
