@@ -15,6 +15,7 @@ import pytest
 import scipy.io
 
 from handnet.data import (
+    dataset_from_arrays,
     load_dataset,
     load_splits,
     read_idx,
@@ -330,3 +331,20 @@ def test_to_unit_and_normalization() -> None:
     norm = Normalization.fit(X)
     assert norm == Normalization(0.5, 0.5)
     assert norm.apply(X.copy()).tolist() == [[-1.0, 1.0], [1.0, -1.0]]
+
+
+def test_dataset_from_arrays_splits_and_standardizes_without_touching_X() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, (100, 6))
+    y = np.repeat(np.arange(2), [40, 60]).astype(np.int64)
+    X_before = X.copy()
+    data = dataset_from_arrays(X, y, ["a", "b"], val_size=10, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(X, X_before)
+    assert data.X_train.dtype == np.float32 and data.X_train.shape == (90, 6)
+    assert np.bincount(data.y_val).tolist() == [4, 6] and data.X_test.shape == (0, 6)
+    assert abs(float(data.X_train.mean())) < 1e-5 and abs(float(data.X_train.std()) - 1) < 1e-5
+    # a given normalization is applied as is, and no split without a val_size
+    same = dataset_from_arrays(X, y, ["a", "b"], norm=data.norm)
+    assert same.norm == data.norm and same.X_val.shape == (0, 6) and len(same.y_train) == 100
+    with pytest.raises(ValueError, match="needs an rng"):
+        dataset_from_arrays(X, y, ["a", "b"], val_size=10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from conftest import assert_grad_close, numerical_grad
@@ -85,3 +87,12 @@ def test_dropout_rate_and_eval_mode() -> None:
 def test_dropout_rejects_bad_rate() -> None:
     with pytest.raises(ValueError, match="dropout"):
         Dropout(1.0, np.random.default_rng(0))
+
+
+def test_scratch_buffers_are_not_copied_with_a_layer(rng: np.random.Generator) -> None:
+    layer = Dense(4, 3, rng)
+    X = rng.standard_normal((5, 4), dtype=np.float32)
+    out = layer.forward(X, train=False).copy()
+    twin = copy.deepcopy(layer)
+    assert twin._buf._store == {} and layer._buf._store != {}
+    np.testing.assert_array_equal(twin.forward(X, train=False), out)

@@ -42,6 +42,11 @@ class Buffers:
             self._store[name] = buf
         return buf[:n]
 
+    def __getstate__(self) -> dict[str, object]:
+        # Scratch is not state: a pickled or deep-copied layer starts empty and regrows its own
+        # (writable) buffers, rather than carrying, say, read-only copies of the last batch.
+        return {"dtype": self.dtype, "_store": {}}
+
 
 class Dense:
     """Affine map Y = X W + b, with W (n_in, n_out) and b (n_out,).

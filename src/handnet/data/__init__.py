@@ -22,6 +22,7 @@ __all__ = [
     "Dataset",
     "Normalization",
     "Splits",
+    "dataset_from_arrays",
     "load_dataset",
     "load_splits",
     "read_idx",
@@ -120,4 +121,44 @@ def load_dataset(
         y_val=splits.y_train[va],
         X_test=norm.apply(X_test),
         y_test=splits.y_test,
+    )
+
+
+def dataset_from_arrays(
+    X: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    classes: list[str],
+    *,
+    norm: Normalization | None = None,
+    val_size: int = 0,
+    rng: np.random.Generator | None = None,
+    name: str = "arrays",
+) -> Dataset:
+    """A `Dataset` from in-memory features (N, D) and label codes in [0, len(classes)).
+
+    Splits off ``val_size`` stratified validation rows with ``rng`` (none when 0), then standardizes
+    with ``norm``, or with statistics fitted on the training rows when ``norm`` is None. ``X`` is
+    not modified; the test split is empty. This is how arrays from other libraries (the
+    scikit-learn estimator) reach the training loop.
+    """
+    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    if val_size > 0:
+        if rng is None:
+            raise ValueError("a validation split needs an rng")
+        tr, va = stratified_split(y, val_size, rng)
+    else:
+        tr, va = np.arange(len(y)), np.empty(0, np.intp)
+    X_train, X_val = X[tr], X[va]  # fancy indexing copies, so X itself is never standardized
+    norm = norm or Normalization.fit(X_train)
+    return Dataset(
+        name=name,
+        classes=classes,
+        image_shape=(X.shape[1],),
+        norm=norm,
+        X_train=norm.apply(X_train),
+        y_train=y[tr],
+        X_val=norm.apply(X_val),
+        y_val=y[va],
+        X_test=np.empty((0, X.shape[1]), np.float32),
+        y_test=np.empty(0, np.int64),
     )
