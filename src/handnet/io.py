@@ -101,7 +101,10 @@ def read_header(
     path: Path, raw: bytes, error: type[HandnetError] = ModelFileError
 ) -> dict[str, Any]:
     """The JSON header of safetensors bytes, checked before safetensors itself sees them."""
-    if raw[:1] == b"\x80" or raw[:2] in (b"PK",):
+    # A safetensors header is JSON starting at byte 8. Only when it is not there do the first bytes
+    # name the format: a header length of 384 also starts with 0x80, like a pickle.
+    looks_safetensors = raw[8:9] == b"{"
+    if not looks_safetensors and (raw[:1] == b"\x80" or raw[:2] == b"PK"):
         kind = "a pickle" if raw[:1] == b"\x80" else "a zip archive (a PyTorch .pt file?)"
         raise error(f"{path}: is {kind}, not a safetensors file; handnet never unpickles")
     if len(raw) < 8:
