@@ -250,10 +250,22 @@ def _finish(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    model_path = save_model(clf, run_dir / f"{name}.safetensors")
-    atomic_write_text(run_dir / "history.csv", history_csv(state.history))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict()))
+    model_path = run_dir / f"{name}.safetensors"
+    written: list[Path] = []
+    try:
+        written.append(save_model(clf, model_path))
+        written.append(atomic_write_text(run_dir / "history.csv", history_csv(state.history)))
+        written.append(
+            atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        )
+        written.append(atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict())))
+    except BaseException:
+        # All or nothing: a run directory holds a finished run or a checkpoint to resume from.
+        for f in written:
+            f.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+        raise
     # The model file, history and config now hold everything worth keeping; a finished run
     # cannot be continued (its schedule has ended), so the checkpoint only costs disk space.
     (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)

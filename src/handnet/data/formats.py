@@ -7,6 +7,7 @@ nothing here unpickles (``np.load(..., allow_pickle=False)``).
 from __future__ import annotations
 
 import gzip
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> npt.NDArray[n
         raise DatasetError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != expected:
         kind = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DatasetError(f"{path}: {kind}: {len(raw)} bytes, header {dims} needs {expected}")
