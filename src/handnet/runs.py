@@ -198,12 +198,12 @@ def _train(
         save_checkpoint(ckpt_path, state, cfg, info)
         signum = getattr(stop, "signum", None) or signal.SIGINT
         where = (
-            f"epoch {state.epoch + 1}, step {state.step}"
+            f"at step {state.step} (inside epoch {state.epoch + 1})"
             if state.cursor
-            else f"epoch {state.epoch}"
+            else f"after epoch {state.epoch}"
         )
         raise RunInterrupted(
-            f"stopped by {signal.Signals(signum).name} after {where}; checkpoint saved; "
+            f"stopped by {signal.Signals(signum).name} {where}; checkpoint saved; "
             f"resume with: handnet train --resume {shlex.quote(str(run_dir))}",
             int(signum),
         )
