@@ -1,7 +1,8 @@
 """The ``handnet`` command: subcommands that parse flags into configs and call the library.
 
 User errors (bad flags, bad files, a diverged run) print one line on stderr and exit with 2,
-without a traceback; Ctrl-C exits with 130.
+without a traceback. SIGINT (Ctrl-C) or SIGTERM during training finishes the step, writes a
+checkpoint, prints the resume command and exits with 130 or 143.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from handnet.errors import ConfigError, HandnetError
+from handnet.errors import ConfigError, HandnetError, RunInterrupted
 from handnet.train import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -107,6 +108,19 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--mirror", help="base URL to download named datasets from, instead of upstream")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="write RUN_DIR/checkpoint.safetensors every N epochs (0: only on SIGINT/SIGTERM)",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoint, with its saved settings",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -138,12 +152,38 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from handnet.runs import train_run
+    from handnet.interrupt import StopSignals
+    from handnet.runs import resume_run, train_run
 
-    cfg = resolve_config(args)
-    res = train_run(
-        cfg, out=args.out, data_dir=args.data_dir, mirror=args.mirror, progress=not args.quiet
-    )
+    if args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every={args.checkpoint_every}: must be >= 0")
+    if args.resume is not None:
+        given = [f for f, name, _, _ in _TRAIN_FLAGS if hasattr(args, name)]
+        given += ["--nesterov"] * hasattr(args, "nesterov") + ["--config"] * bool(args.config)
+        if given:
+            raise ConfigError(
+                f"--resume continues a run with its saved settings; drop {', '.join(given)}"
+            )
+    with StopSignals() as stop:
+        if args.resume is not None:
+            res = resume_run(
+                args.resume,
+                data_dir=args.data_dir,
+                mirror=args.mirror,
+                progress=not args.quiet,
+                checkpoint_every=args.checkpoint_every,
+                stop=stop,
+            )
+        else:
+            res = train_run(
+                resolve_config(args),
+                out=args.out,
+                data_dir=args.data_dir,
+                mirror=args.mirror,
+                progress=not args.quiet,
+                checkpoint_every=args.checkpoint_every,
+                stop=stop,
+            )
     m = res.metrics
     if args.json:
         _print_json(
@@ -389,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except RunInterrupted as e:  # a checkpoint was written; the message says how to resume
+        print(f"handnet {args.command}: {e}", file=sys.stderr)
+        return 128 + e.signum
     except HandnetError as e:
         print(f"handnet {args.command}: error: {e}", file=sys.stderr)
         return 2

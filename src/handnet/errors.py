@@ -19,3 +19,15 @@ class ConfigError(HandnetError, ValueError):
 
 class TrainingDiverged(HandnetError):
     """The loss or the weights became NaN or inf during training."""
+
+
+class CheckpointError(HandnetError):
+    """A checkpoint is missing, corrupt, or belongs to another dataset."""
+
+
+class RunInterrupted(HandnetError):
+    """SIGINT or SIGTERM stopped a run after a checkpoint was written; ``signum`` says which."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum

@@ -97,21 +97,27 @@ def save_model(clf: Classifier, path: str | Path) -> Path:
     return atomic_write_bytes(path, model_bytes(clf))
 
 
-def _header(path: Path, raw: bytes) -> dict[str, Any]:
-    if raw[:1] == b"\x80" or raw[:2] in (b"PK",):
+def read_header(
+    path: Path, raw: bytes, error: type[HandnetError] = ModelFileError
+) -> dict[str, Any]:
+    """The JSON header of safetensors bytes, checked before safetensors itself sees them."""
+    # A safetensors header is JSON starting at byte 8. Only when it is not there do the first bytes
+    # name the format: a header length of 384 also starts with 0x80, like a pickle.
+    looks_safetensors = raw[8:9] == b"{"
+    if not looks_safetensors and (raw[:1] == b"\x80" or raw[:2] == b"PK"):
         kind = "a pickle" if raw[:1] == b"\x80" else "a zip archive (a PyTorch .pt file?)"
-        raise ModelFileError(f"{path}: is {kind}, not a safetensors file; handnet never unpickles")
+        raise error(f"{path}: is {kind}, not a safetensors file; handnet never unpickles")
     if len(raw) < 8:
-        raise ModelFileError(f"{path}: not a safetensors file (only {len(raw)} bytes)")
+        raise error(f"{path}: not a safetensors file (only {len(raw)} bytes)")
     (n,) = struct.unpack("<Q", raw[:8])
     if n > _MAX_HEADER or 8 + n > len(raw):
-        raise ModelFileError(f"{path}: truncated or not a safetensors file (header of {n} bytes)")
+        raise error(f"{path}: truncated or not a safetensors file (header of {n} bytes)")
     try:
         header = json.loads(raw[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{path}: corrupt safetensors header (not JSON)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise error(f"{path}: corrupt safetensors header (not JSON)") from None
     if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: corrupt safetensors header")
+        raise error(f"{path}: corrupt safetensors header")
     return header
 
 
@@ -119,7 +125,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The handnet metadata of a model file, without loading the weights' values."""
     path = Path(path)
     raw = _read(path)
-    return _metadata(path, _header(path, raw))
+    return _metadata(path, read_header(path, raw))
 
 
 def _read(path: Path) -> bytes:
@@ -165,7 +171,7 @@ def load_model(path: str | Path) -> Classifier:
     """
     path = Path(path)
     raw = _read(path)
-    meta = _metadata(path, _header(path, raw))
+    meta = _metadata(path, read_header(path, raw))
     try:
         tensors = st_load(raw)
     except (SafetensorError, ValueError, OverflowError) as e:

@@ -3,16 +3,22 @@
 A run directory holds ``<name>.safetensors`` (the model, named "model + date + random" as in the
 seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation, then test) and
 ``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``),
-the plots (``*.png``) and ``report.html``.
+the plots (``*.png``) and ``report.html``. While the run trains it also holds
+``checkpoint.safetensors`` (see `handnet.checkpoint`), from which ``resume_run`` continues
+bit-exactly; the checkpoint is removed once the run has finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import secrets
+import shlex
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +26,9 @@ from typing import Any
 
 import tomli_w
 
+from handnet.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
 from handnet.data import Dataset, load_dataset
+from handnet.errors import CheckpointError, ConfigError, HandnetError, RunInterrupted
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
 from handnet.train import EpochCallback, Rngs, TrainConfig, TrainState, evaluate, fit
@@ -60,8 +68,15 @@ def train_run(
     mirror: str | None = None,
     progress: bool = True,
     callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint_every: int = 1,
+    stop: Callable[[], bool] | None = None,
 ) -> RunResult:
-    """Train ``cfg`` and write its run directory under ``out``. The test set is evaluated once, here."""
+    """Train ``cfg`` and write its run directory under ``out``. The test set is evaluated once, here.
+
+    The directory is created once the data has loaded; a checkpoint is written there every
+    ``checkpoint_every`` epochs (0: only when stopped) and removed when the run has finished.
+    When ``stop()`` turns true the run writes a checkpoint and raises `RunInterrupted`.
+    """
     t_start = time.perf_counter()
     rngs = Rngs.from_seed(cfg.seed)
     if data is None:
@@ -70,10 +85,144 @@ def train_run(
         )
     t_data = time.perf_counter() - t_start
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
-    fit(state, data, cfg, progress=progress, callbacks=callbacks)
+    name = run_name()
+    run_dir = Path(out) / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as e:
+        raise HandnetError(f"{run_dir}: cannot create the run directory ({e.strerror})") from None
+    source = {"data_dir": str(data_dir) if data_dir else None, "mirror": mirror}
+    return _train(
+        run_dir,
+        cfg,
+        data,
+        state,
+        source,
+        t_start,
+        t_data,
+        progress,
+        callbacks,
+        checkpoint_every,
+        stop,
+    )
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    data: Dataset | None = None,
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+    progress: bool = True,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint_every: int = 1,
+    stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its checkpoint; same files and result as `train_run`.
+
+    The data is loaded again exactly as at the start (same seed, same split) and must match what
+    the checkpoint recorded; ``data_dir`` and ``mirror`` default to the ones the run started with.
+    """
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    path = run_dir / CHECKPOINT_NAME
+    if not path.exists() and (run_dir / "metrics.json").exists():
+        raise CheckpointError(f"{run_dir}: this run has already finished (nothing to resume)")
+    ckpt = load_checkpoint(path)
+    for tmp in run_dir.glob(".*.tmp"):  # temp files of writes a kill -9 cut short
+        tmp.unlink(missing_ok=True)
+    cfg = ckpt.config
+    saved_source = ckpt.meta.get("source") or {}
+    source = {
+        "data_dir": str(data_dir) if data_dir else saved_source.get("data_dir"),
+        "mirror": mirror or saved_source.get("mirror"),
+    }
+    rngs = Rngs.from_seed(cfg.seed)
+    if data is None:
+        data = load_dataset(
+            cfg.dataset,
+            rng=rngs.split,
+            val_size=cfg.val_size,
+            data_dir=source["data_dir"],
+            mirror=source["mirror"],
+        )
+    ckpt.check_dataset(data)
+    t_data = time.perf_counter() - t_start
+    state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
+    ckpt.restore(state)
+    return _train(
+        run_dir,
+        cfg,
+        data,
+        state,
+        source,
+        t_start,
+        t_data,
+        progress,
+        callbacks,
+        checkpoint_every,
+        stop,
+    )
+
+
+def _train(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: Dataset,
+    state: TrainState,
+    source: dict[str, str | None],
+    t_start: float,
+    t_data: float,
+    progress: bool,
+    callbacks: tuple[EpochCallback, ...],
+    checkpoint_every: int,
+    stop: Callable[[], bool] | None,
+) -> RunResult:
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={checkpoint_every}: must be >= 0")
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    info = {**dataset_info(data), "source": source}
+
+    def checkpoint(st: TrainState, record: dict[str, float]) -> None:
+        if checkpoint_every and st.epoch % checkpoint_every == 0:
+            save_checkpoint(ckpt_path, st, cfg, info)
+
+    try:
+        fit(state, data, cfg, progress=progress, callbacks=(*callbacks, checkpoint), stop=stop)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only succeeds while nothing was written: no empty run directories
+        raise
+    if state.epoch < cfg.epochs:  # stopped by stop()
+        save_checkpoint(ckpt_path, state, cfg, info)
+        signum = getattr(stop, "signum", None) or signal.SIGINT
+        where = (
+            f"at step {state.step} (inside epoch {state.epoch + 1})"
+            if state.cursor
+            else f"after epoch {state.epoch}"
+        )
+        raise RunInterrupted(
+            f"stopped by {signal.Signals(signum).name} {where}; checkpoint saved; "
+            f"resume with: handnet train --resume {shlex.quote(str(run_dir))}",
+            int(signum),
+        )
+    return _finish(run_dir, cfg, data, state, t_start, t_data)
+
+
+def _finish(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: Dataset,
+    state: TrainState,
+    t_start: float,
+    t_data: float,
+) -> RunResult:
+    """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done)."""
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
     test = evaluate(state.model, data.X_test, data.y_test)
-    name = run_name()
+    name = run_dir.name
     metrics: dict[str, Any] = {
         "run": name,
         "dataset": data.name,
@@ -105,13 +254,28 @@ def train_run(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    run_dir = Path(out) / name
-    run_dir.mkdir(parents=True, exist_ok=False)
-    model_path = save_model(clf, run_dir / f"{name}.safetensors")
-    atomic_write_text(run_dir / "history.csv", history_csv(state.history))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict()))
+    model_path = run_dir / f"{name}.safetensors"
+    written: list[Path] = []
+    try:
+        written.append(save_model(clf, model_path))
+        written.append(atomic_write_text(run_dir / "history.csv", history_csv(state.history)))
+        written.append(
+            atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        )
+        written.append(atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict())))
+    except BaseException:
+        # All or nothing: a run directory holds a finished run or a checkpoint to resume from.
+        for f in written:
+            f.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+        raise
     from handnet.report import RunView, publish_run  # matplotlib loads only when a run is written
 
+    # Plots and the report come after the all-or-nothing files: if drawing fails, the trained
+    # model is kept (and can be drawn again with `handnet report`).
     publish_run(RunView(clf, data.X_test, data.y_test, data.name), run_dir)
+    # The model file, history and config now hold everything worth keeping; a finished run
+    # cannot be continued (its schedule has ended), so the checkpoint only costs disk space.
+    (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     return RunResult(run_dir, model_path, clf, metrics)

@@ -123,6 +123,18 @@ def build_model(cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> MLP:
 
 
 @dataclass
+class EpochCursor:
+    """Where a run stopped inside an epoch: its shuffle order, the next batch, the running sums."""
+
+    perm: npt.NDArray[np.int64]  # this epoch's order of the training rows
+    next_batch: int  # the first batch not yet taken
+    loss_sum: float  # sum over seen rows of their loss
+    correct: int  # seen rows classified correctly
+    reg: float  # the L2 term of the last step
+    seconds: float  # time spent in this epoch so far
+
+
+@dataclass
 class TrainState:
     """Everything a run needs to continue: model, optimizer velocity, RNG streams, counters, history."""
 
@@ -132,6 +144,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     history: list[dict[str, float]] = field(default_factory=list)
+    cursor: EpochCursor | None = None  # set when fit stopped inside an epoch
 
     @classmethod
     def fresh(cls, cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> TrainState:
@@ -184,10 +197,14 @@ def fit(
     *,
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Train from ``state.epoch`` to ``cfg.epochs``, appending one record per epoch to the history.
 
-    Raises `TrainingDiverged` as soon as the loss or, at an epoch's end, a weight is not finite.
+    ``stop`` is asked after every step; when it says yes, fit returns early with the position inside
+    the epoch in ``state.cursor`` (so ``state.epoch < cfg.epochs``), and a later call continues
+    exactly there. Raises `TrainingDiverged` as soon as the loss or, at an epoch's end, a weight
+    is not finite.
     """
     model, opt = state.model, state.opt
     X_train, y_train = data.X_train, data.y_train
@@ -205,10 +222,23 @@ def fit(
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(state.epoch, cfg.epochs):
             t0 = time.perf_counter()
-            perm = state.rngs.shuffle.permutation(N)
-            loss_sum, correct, reg = 0.0, 0, 0.0
+            start, cur = 0, state.cursor
+            if cur is not None:  # continue inside an interrupted epoch
+                perm, start, loss_sum, correct, reg = (
+                    cur.perm,
+                    cur.next_batch,
+                    cur.loss_sum,
+                    cur.correct,
+                    cur.reg,
+                )
+                t0 -= cur.seconds
+                state.cursor = None
+            else:
+                perm = state.rngs.shuffle.permutation(N)
+                loss_sum, correct, reg = 0.0, 0, 0.0
             bar = tqdm(
                 total=steps_per_epoch,
+                initial=start,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 unit="batch",
                 leave=False,
@@ -217,7 +247,7 @@ def fit(
                 else None,  # None: no bar when stderr is not a terminal
                 dynamic_ncols=True,
             )
-            for i in range(steps_per_epoch):
+            for i in range(start, steps_per_epoch):
                 idx = perm[i * bs : (i + 1) * bs]
                 n = len(idx)
                 X = np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")  # (n, D)
@@ -252,6 +282,12 @@ def fit(
                         refresh=False,
                     )
                 bar.update(1)
+                if stop is not None and i + 1 < steps_per_epoch and stop():
+                    bar.close()
+                    state.cursor = EpochCursor(
+                        perm, i + 1, loss_sum, correct, reg, time.perf_counter() - t0
+                    )
+                    return state.history
             bar.close()
             seconds = time.perf_counter() - t0
             for k, p in params.items():
@@ -280,4 +316,6 @@ def fit(
                 )
             for cb in callbacks:
                 cb(state, record)
+            if stop is not None and state.epoch < cfg.epochs and stop():
+                break
     return state.history

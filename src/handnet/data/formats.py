@@ -7,6 +7,7 @@ nothing here unpickles (``np.load(..., allow_pickle=False)``).
 from __future__ import annotations
 
 import gzip
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from handnet.data.matfile import read_mat5
 from handnet.errors import DatasetError
 
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -76,7 +78,7 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> npt.NDArray[n
         raise DatasetError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != expected:
         kind = "truncated" if len(raw) < expected else "has trailing bytes"
         raise DatasetError(f"{path}: {kind}: {len(raw)} bytes, header {dims} needs {expected}")
@@ -130,21 +132,16 @@ def load_mat(path: str | Path) -> Splits:
     - mldata's ``mnist-original.mat``: ``data`` (784, 70000) and ``label`` (1, 70000), where the
       first 60,000 columns are the training set.
     """
-    import scipy.io  # local import: scipy loads slowly and only this reader needs it
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        mat = scipy.io.loadmat(path)
-    except NotImplementedError:
-        raise DatasetError(
-            f"{path}: MATLAB v7.3 (HDF5) files are not supported; re-save with save('-v7')"
-        ) from None
-    except Exception as e:  # scipy raises ValueError, TypeError, struct.error, ... on bad bytes
-        raise DatasetError(
-            f"{path}: not a readable MATLAB file ({type(e).__name__}: {e})"
-        ) from None
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
+    # Our own strict reader, not scipy.io.loadmat: scipy's compiled reader segfaults on some
+    # malformed files (see handnet.data.matfile).
+    mat = read_mat5(str(path), raw)
     keys = sorted(k for k in mat if not k.startswith("__"))
     try:
         if all(f"train{d}" in mat and f"test{d}" in mat for d in range(10)):
@@ -183,19 +180,52 @@ def load_npz(path: str | Path) -> Splits:
     needed = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DatasetError(f"{path}: a single .npy array, not an .npz archive")
             missing = [k for k in needed if k not in z.files]
             if missing:
                 raise DatasetError(f"{path}: missing arrays {missing}; found {sorted(z.files)}")
+            for k in needed:
+                _check_npy_size(path, z.zip, k)  # type: ignore[arg-type]
             arrays = {k: z[k] for k in needed}
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except DatasetError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
+    except Exception as e:  # zipfile and numpy raise many types on bad bytes (fuzzing found 9)
         raise DatasetError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     y_tr = _labels_vector(path, "y_train", arrays["y_train"])
     y_te = _labels_vector(path, "y_test", arrays["y_test"])
     return _checked(path, Splits(arrays["x_train"], y_tr, arrays["x_test"], y_te))
+
+
+def _check_npy_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
+    """Refuse an array whose header declares more data than its archive member holds.
+
+    ``np.load`` allocates the declared shape before reading, so a tampered header could ask for
+    terabytes; the member's own size bounds what can really be there.
+    """
+    try:
+        info = archive.getinfo(f"{key}.npy")
+    except KeyError:
+        info = archive.getinfo(key)
+    with archive.open(info) as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        raise DatasetError(f"{path}: '{key}' holds Python objects; handnet never unpickles")
+    needed = dtype.itemsize
+    for d in shape:
+        needed *= int(d)
+    if needed > info.file_size:
+        raise DatasetError(
+            f"{path}: '{key}' declares shape {shape} ({needed} bytes) but holds {info.file_size}"
+        )
 
 
 def _checked(path: Path, s: Splits) -> Splits:

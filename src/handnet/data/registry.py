@@ -84,6 +84,10 @@ def read_idx_dir(directory: Path) -> Splits:
     """Read the four standard IDX files from one directory."""
     X_tr, y_tr = read_idx_pair(directory / IDX_FILES[0], directory / IDX_FILES[1])
     X_te, y_te = read_idx_pair(directory / IDX_FILES[2], directory / IDX_FILES[3])
+    if X_tr.shape[1:] != X_te.shape[1:]:
+        raise DatasetError(
+            f"{directory}: training images are {X_tr.shape[1:]} but test images are {X_te.shape[1:]}"
+        )
     return Splits(X_tr, y_tr, X_te, y_te)
 
 
