@@ -344,7 +344,10 @@ def fast_recipe() -> tuple[dict[str, Any], str]:
             TrainConfig().to_dict(),
             "default recipe (configs/fast.toml not present), no augmentation",
         )
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
 
     raw = tomllib.loads(path.read_text())
     known = set(TrainConfig().to_dict())
