@@ -23,8 +23,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# Timing runs share the machine: hold the CPU lock (see HELPERS.md) for the whole run.
 bench: $(STAMP)
-	$(BIN)/python bench/epoch.py
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$$(command -v flock >/dev/null && echo flock /tmp/handnet-cpu.lock) $(BIN)/python bench/epoch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import assert_grad_close, numerical_grad
 
 from handnet.losses import L2Penalty, softmax_cross_entropy
@@ -44,3 +45,10 @@ def test_l2_zero_changes_nothing() -> None:
     W, dW = np.ones((2, 2), np.float32), np.full((2, 2), 3.0, np.float32)
     assert L2Penalty(0.0)([(W, dW)]) == 0.0
     np.testing.assert_array_equal(dW, 3.0)
+
+
+def test_l2_value_alone_matches_the_penalty_and_leaves_the_gradient() -> None:
+    rng = np.random.default_rng(0)
+    W, dW = rng.standard_normal((4, 3)), np.zeros((4, 3))
+    assert L2Penalty(0.1).value([(W, dW)]) == pytest.approx(L2Penalty(0.1)([(W, dW.copy())]))
+    assert not dW.any()

@@ -167,9 +167,8 @@ class Dropout:
             return X
         m = self._buf.get("mask", *X.shape)
         self.rng.random(out=m, dtype=m.dtype)  # u ~ U[0, 1), drawn directly in float32
-        m += 1.0 - self.p
-        np.floor(m, out=m)  # floor(u + 1 - p) = 1 with probability 1 - p, else 0
-        m *= 1.0 / (1.0 - self.p)
+        np.greater_equal(m, self.p, out=m)  # [u >= p] = 1 with probability 1 - p, else 0
+        m *= 1.0 / (1.0 - self.p)  # m / (1 - p): one pass fewer than floor(u + 1 - p)
         self._mask = m
         # Not in place: X is the activation's cached output, which its backward still needs.
         return np.multiply(X, m, out=self._buf.get("Y", *X.shape))

@@ -54,6 +54,13 @@ class L2Penalty:
         self.weight_decay = weight_decay
         self._scratch: list[Array] = []
 
+    def value(self, weights: Sequence[tuple[Array, Array]]) -> float:
+        """(lambda / 2) * sum_l ||W_l||^2 alone, for the loss record: the gradient is left alone."""
+        lam = self.weight_decay
+        if lam == 0.0:
+            return 0.0
+        return 0.5 * lam * sum(float(np.dot(W.reshape(-1), W.reshape(-1))) for W, _ in weights)
+
     def __call__(self, weights: Sequence[tuple[Array, Array]]) -> float:
         lam = self.weight_decay
         if lam == 0.0:
