@@ -23,7 +23,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# Timing runs share the machine: hold the CPU lock (see HELPERS.md) for the whole run.
+# Timing runs want the machine to themselves: a lock makes concurrent `make bench` runs wait.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$$(command -v flock >/dev/null && echo flock /tmp/handnet-cpu.lock) $(BIN)/python bench/epoch.py

@@ -46,21 +46,3 @@ def test_step_keeps_float32() -> None:
 def test_rejects_bad_momentum(momentum: float) -> None:
     with pytest.raises(ValueError, match="momentum"):
         SGD({"w": np.zeros(1)}, momentum=momentum)
-
-
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_fused_weight_decay_equals_l2_gradient_then_step(nesterov: bool) -> None:
-    """step(weight_decay=lam, decayed=keys) == adding lam * w to g for those keys, then step."""
-    rng = np.random.default_rng(0)
-    params = {"W": rng.standard_normal((5, 3)), "b": rng.standard_normal(3)}
-    grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
-    ref_params = {k: p.copy() for k, p in params.items()}
-    ref_grads = {"W": grads["W"] + 0.01 * params["W"], "b": grads["b"].copy()}
-    fused, ref = SGD(params, 0.9, nesterov), SGD(ref_params, 0.9, nesterov)
-    for v in (*fused.velocity.values(), *ref.velocity.values()):
-        v[...] = 0.5
-    fused.step(params, grads, 0.1, weight_decay=0.01, decayed={"W"})
-    ref.step(ref_params, ref_grads, 0.1)
-    for k in params:
-        np.testing.assert_allclose(params[k], ref_params[k], rtol=1e-12)
-        np.testing.assert_allclose(fused.velocity[k], ref.velocity[k], rtol=1e-12)

@@ -46,31 +46,34 @@ class L2Penalty:
     ``lambda * w / ||w||`` has a constant length and is undefined at w = 0. The squared form used
     here gives the same gradient at a given w when ``lambda_here = lambda_seed / ||w||``.
 
-    It is a small object rather than a function only to own one scratch array per weight, so the
-    per-step ``lambda * W`` needs no allocation.
+    It is a small object rather than a function to own one scratch array per weight, so the
+    per-step ``lambda * W`` needs no allocation, and so the training loop can add the gradient
+    every step (`add_gradient`) but compute the loss term only when it records it (`value`).
     """
 
     def __init__(self, weight_decay: float) -> None:
         self.weight_decay = weight_decay
         self._scratch: list[Array] = []
 
+    def add_gradient(self, weights: Sequence[tuple[Array, Array]]) -> None:
+        """dW += lambda W for every (W, dW) pair: two passes, into a scratch array and back."""
+        lam = self.weight_decay
+        if lam == 0.0:
+            return
+        if [s.shape for s in self._scratch] != [W.shape for W, _ in weights]:
+            self._scratch = [np.empty_like(W) for W, _ in weights]
+        for (W, dW), s in zip(weights, self._scratch):
+            np.multiply(W, lam, out=s)
+            dW += s  # dW += lambda W
+
     def value(self, weights: Sequence[tuple[Array, Array]]) -> float:
-        """(lambda / 2) * sum_l ||W_l||^2 alone, for the loss record: the gradient is left alone."""
+        """(lambda / 2) * sum_l ||W_l||^2, the term it adds to the loss."""
         lam = self.weight_decay
         if lam == 0.0:
             return 0.0
         return 0.5 * lam * sum(float(np.dot(W.reshape(-1), W.reshape(-1))) for W, _ in weights)
 
     def __call__(self, weights: Sequence[tuple[Array, Array]]) -> float:
-        lam = self.weight_decay
-        if lam == 0.0:
-            return 0.0
-        if [s.shape for s in self._scratch] != [W.shape for W, _ in weights]:
-            self._scratch = [np.empty_like(W) for W, _ in weights]
-        total = 0.0
-        for (W, dW), s in zip(weights, self._scratch):
-            np.multiply(W, lam, out=s)
-            dW += s  # dW += lambda W
-            w = W.reshape(-1)
-            total += float(np.dot(w, w))  # ||W||^2
-        return 0.5 * lam * total
+        """Both at once: add the gradient, return the loss term."""
+        self.add_gradient(weights)
+        return self.value(weights)

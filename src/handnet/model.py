@@ -88,10 +88,6 @@ class MLP:
             if isinstance(layer, Dense)
         ]
 
-    def weight_names(self) -> set[str]:
-        """The ``parameters()`` keys of the weight matrices (what L2 decays), without the biases."""
-        return {f"layers.{i}.W" for i, layer in enumerate(self.layers) if isinstance(layer, Dense)}
-
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 

@@ -215,7 +215,6 @@ def fit(
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
     params, grads, weights = model.parameters(), model.gradients(), model.weight_pairs()
     l2 = L2Penalty(cfg.weight_decay)
-    decayed = model.weight_names()
     xb = np.empty((bs, D), dtype=X_train.dtype)  # the batch is gathered here, never reallocated
     yb = np.empty(bs, dtype=y_train.dtype)
 
@@ -271,10 +270,10 @@ def fit(
                     )
                 loss_sum += loss * n
                 model.backward(dlogits)
+                l2.add_gradient(weights)  # dW += lambda W
                 if i == steps_per_epoch - 1:  # the L2 term of the loss, for the epoch's record
                     reg = l2.value(weights)
-                # The L2 gradient lam * W is added inside the update: no separate pass for it.
-                opt.step(params, grads, lr, weight_decay=cfg.weight_decay, decayed=decayed)
+                opt.step(params, grads, lr)
                 state.step += 1
                 if progress and (i % 25 == 0 or i == steps_per_epoch - 1):
                     seen = i * bs + n
