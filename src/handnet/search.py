@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -332,6 +333,36 @@ def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | Non
 # -------------------------------------------------------------------------------------- objective
 
 
+class StopRequest:
+    """Ctrl-C as a request: the trial stops at its next epoch's end, in our code, rather than
+    wherever the signal lands (a KeyboardInterrupt inside a database write can leave SQLite
+    locked). A second Ctrl-C stops at once, except in worker processes, whose parent decides."""
+
+    def __init__(self, *, second_stops_now: bool = True) -> None:
+        self.event = threading.Event()
+        self.second_stops_now = second_stops_now
+        self._old: Any = None
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.event.is_set() and self.second_stops_now:
+            raise KeyboardInterrupt
+        self.event.set()
+        print("handnet search: stopping at the end of this epoch", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+
+
 @dataclass
 class Objective:
     """Train one trial: validation accuracy of its final model, reported per epoch for pruning."""
@@ -341,6 +372,7 @@ class Objective:
     base: TrainConfig
     trial_dir: Path  # each completed trial's run directory goes here
     budget: int | None = None
+    stop: StopRequest | None = None
     budget_reached: bool = field(default=False, init=False)
 
     def __call__(self, trial: Trial) -> float:
@@ -364,6 +396,8 @@ class Objective:
 
         def report(state: TrainState, record: dict[str, float]) -> None:
             trial.report(record["val_acc"], state.epoch)
+            if self.stop is not None:
+                self.stop.check()
             if trial.should_prune():
                 raise optuna.TrialPruned(
                     f"val accuracy {record['val_acc']:.2%} at epoch {state.epoch}"
@@ -462,8 +496,23 @@ def run_worker(
     deadline: float | None = None,
     data_dir: Path | None = None,
     mirror: str | None = None,
+    stop: StopRequest | None = None,
 ) -> None:
     """One worker: load the data once, then run trials until the budget, the deadline, or Ctrl-C."""
+    with stop or StopRequest() as stop:
+        _run_worker(cfg, space, base, worker, deadline, data_dir, mirror, stop)
+
+
+def _run_worker(
+    cfg: SearchConfig,
+    space: SearchSpace,
+    base: TrainConfig,
+    worker: int,
+    deadline: float | None,
+    data_dir: Path | None,
+    mirror: str | None,
+    stop: StopRequest,
+) -> None:
     storage = open_storage(cfg.storage)
     study = open_study(cfg, storage, space=space, base=base)
     if cfg.sampler_seed is not None:  # reproducible, yet distinct per worker and per resume
@@ -472,7 +521,7 @@ def run_worker(
         )
         study.sampler = make_sampler(cfg.sampler, int(ss.generate_state(1)[0]))
     data = load_search_data(base, data_dir, mirror)
-    objective = Objective(data, space, base, cfg.study_dir / "trials", cfg.trials)
+    objective = Objective(data, space, base, cfg.study_dir / "trials", cfg.trials, stop)
 
     def log(study: optuna.Study, t: FrozenTrial) -> None:
         if cfg.progress:
@@ -480,13 +529,14 @@ def run_worker(
 
     try:
         while not objective.budget_reached:
+            stop.check()
             if cfg.trials is not None and n_counted(study) >= cfg.trials:
                 break
             if deadline is not None and time.time() >= deadline:
                 break
             fail_dead_local_trials(study, storage)
             study.optimize(objective, n_trials=1, callbacks=[log], gc_after_trial=False)
-    except KeyboardInterrupt:  # the objective records it; this catches a Ctrl-C in ask or tell
+    except KeyboardInterrupt:  # the objective records it; this catches a second Ctrl-C elsewhere
         fail_own_trials(study, storage, "interrupted (Ctrl-C)")
         raise
 
@@ -496,7 +546,7 @@ def _worker_main(parent: int, worker: int, *args: Any, **kwargs: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_worker(*args, worker=worker, **kwargs)
+            run_worker(*args, worker=worker, stop=StopRequest(second_stops_now=False), **kwargs)
         except HandnetError as e:
             print(f"handnet search: worker {worker}: error: {e}", file=sys.stderr)
             sys.exit(2)
@@ -539,8 +589,18 @@ def search(
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        for p in procs:  # they got the SIGINT too; let them record their trials as failed
-            p.join(timeout=30)
+        # A terminal's Ctrl-C reached the workers too; a `kill -INT` of this process alone did
+        # not, so pass it on (a worker takes any number of them as one request to stop). They
+        # fail their trials at the next epoch's end and exit; a second Ctrl-C here kills them.
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                p.kill()
         raise
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:

@@ -138,7 +138,9 @@ def importances_figure(study: optuna.Study) -> Figure:
     try:
         with warnings.catch_warnings():  # "importances will be equal" when all trials tie
             warnings.simplefilter("ignore", UserWarning)
-            imp = optuna.importance.get_param_importances(study)
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            )
     except (ValueError, RuntimeError) as e:  # too few completed trials, or one distinct value
         imp, why = {}, str(e).split(".")[0]
     else:
