@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -76,10 +77,23 @@ def params_figure(study: optuna.Study) -> Figure:
                 label="best",
                 zorder=3,
             )
-        if isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log:
-            ax.set_xscale("log")
+        if isinstance(dist, (FloatDistribution, IntDistribution)):
+            pad = (dist.high / dist.low) ** 0.03 if dist.log else 0.03 * (dist.high - dist.low)
+            lo, hi = (
+                (dist.low / pad, dist.high * pad) if dist.log else (dist.low - pad, dist.high + pad)
+            )
+            if dist.log:
+                ax.set_xscale("log")
+                decades = math.log10(dist.high / dist.low)
+                subs = (1.0,) if decades > 2.5 else (1.0, 2.0, 5.0) if decades > 1 else None
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            if hi > lo:
+                ax.set_xlim(lo, hi)  # the searched range, so the gaps are visible too
         if isinstance(dist, CategoricalDistribution):
             ax.set_xticks(range(len(dist.choices)), [str(c) for c in dist.choices])
+            ax.set_xlim(-0.5, len(dist.choices) - 0.5)
         ax.set_xlabel(name + (" (log)" if getattr(dist, "log", False) else ""))
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(True, alpha=0.3)
