@@ -26,20 +26,16 @@ from conftest import require, tiny_dataset
 from handnet.data import Dataset, write_idx
 from handnet.data.split import Normalization
 from handnet.io import load_model
-from handnet.search import (
-    HOST,
-    Objective,
-    SearchConfig,
-    _proc_start,
-    counts_toward_budget,
-    fail_dead_local_trials,
-    open_storage,
-    open_study,
-    search,
-    storage_url,
-)
+from handnet.search import Objective, SearchConfig, counts_toward_budget, open_study, search
 from handnet.search_results import finalize_best, leaderboard
 from handnet.search_space import SearchSpace, space_from_dict
+from handnet.search_storage import (
+    HOST,
+    _proc_start,
+    fail_dead_local_trials,
+    open_storage,
+    storage_url,
+)
 from handnet.train import TrainConfig
 
 MODEL_NAME = re.compile(r"model-\d{8}-\d{6}-[0-9a-f]{6}\.safetensors$")
