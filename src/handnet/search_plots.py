@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -138,6 +138,7 @@ def history_figure(study: optuna.Study) -> Figure:
             ys.append(100 * best)
         ax.step(xs, ys, where="post", c="tab:red", label="best so far")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"{study.study_name}: optimization history")
     ax.grid(True, alpha=0.3)
