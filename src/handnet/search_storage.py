@@ -1,0 +1,171 @@
+"""Where a study lives: RDB storage (SQLite or PostgreSQL) that tags each trial with its worker,
+and the bookkeeping that fails trials whose worker died or was interrupted.
+
+A killed worker leaves its trial RUNNING. On the next start, RUNNING trials of this host whose
+process is gone are marked FAIL at once (each trial is born with its host, pid and process start
+time); trials of other hosts are failed by Optuna's heartbeat once they miss it for ``GRACE_S``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from handnet.errors import ConfigError, HandnetError
+
+HEARTBEAT_S = 10  # a running trial writes a heartbeat this often ...
+GRACE_S = 60  # ... and is failed by other workers when none came for this long
+SQLITE_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock before an error
+SETUP_RETRIES = 6  # opening/creating a study races with other workers; retry with backoff
+HOST = socket.gethostname()
+
+
+def storage_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (SQLAlchemy's bare default would be psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
+    """Call ``fn``, retrying with backoff when racing workers collide (locked DB, duplicate study)."""
+    import sqlalchemy.exc
+
+    for attempt in range(SETUP_RETRIES):
+        try:
+            return fn()
+        except sqlalchemy.exc.DBAPIError as e:  # locked, or a peer created the same table/row
+            last = e
+        except optuna.exceptions.DuplicatedStudyError as e:  # created by a peer meanwhile
+            last = e  # type: ignore[assignment]
+        time.sleep(0.2 * 2**attempt)
+    raise HandnetError(f"{what}: {str(last).splitlines()[0]}")
+
+
+def worker_tags() -> dict[str, Any]:
+    """Who runs a trial: enough to tell, on this host, whether that process still exists."""
+    return {"host": HOST, "pid": os.getpid(), "pid_start": _proc_start(os.getpid())}
+
+
+class TaggedStorage(RDBStorage):
+    """RDB storage whose new trials carry `worker_tags` from the transaction that creates them.
+
+    So a ``kill -9`` at any instant leaves no RUNNING trial that cannot be traced to its process.
+    (Optuna's cache layer calls ``_create_new_trial``; that is the one place a trial is born.)
+    """
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        if template_trial is None:
+            template_trial = FrozenTrial(
+                number=-1,
+                state=TrialState.RUNNING,
+                value=None,
+                datetime_start=datetime.now(),
+                datetime_complete=None,
+                params={},
+                distributions={},
+                user_attrs=worker_tags(),
+                system_attrs={},
+                intermediate_values={},
+                trial_id=-1,
+            )
+        return super()._create_new_trial(study_id, template_trial)
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An RDB storage with heartbeats; SQLite gets a lock timeout and its directory created."""
+    if not url.startswith(("sqlite:", "postgresql", "postgres:", "mysql")):
+        raise ConfigError(f"--storage {url!r}: expected sqlite:///FILE or postgresql://...")
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:///"):
+        db = url[len("sqlite:///") :]
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    full = storage_url(url)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat
+    try:
+        return retry_setup(
+            f"--storage {url}",
+            lambda: TaggedStorage(
+                full,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+            ),
+        )
+    except (ImportError, ModuleNotFoundError) as e:
+        raise ConfigError(f"--storage {url}: missing database driver ({e})") from None
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # fields 3.. of proc(5); the name may hold spaces
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    if Path("/proc/self/stat").exists():
+        now = _proc_start(pid)
+        return now is not None and now == start  # the start time guards against a reused pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fail_running(
+    study: optuna.Study, storage: RDBStorage, pick: Callable[[dict[str, Any]], str | None]
+) -> list[int]:
+    """Mark FAIL each RUNNING trial for which ``pick(user_attrs)`` gives a reason."""
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = pick(t.user_attrs)
+        if reason is None:
+            continue
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            if "fail_reason" not in t.user_attrs:
+                storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed.append(t.number)
+    return failed
+
+
+def fail_dead_local_trials(study: optuna.Study, storage: RDBStorage) -> list[int]:
+    """Mark FAIL the RUNNING trials started on this host by a process that no longer exists."""
+
+    def dead(a: dict[str, Any]) -> str | None:
+        if a.get("host") != HOST or "pid" not in a or _alive(a["pid"], a.get("pid_start")):
+            return None
+        return f"worker {HOST}:{a['pid']} died (killed?) mid-trial"
+
+    return _fail_running(study, storage, dead)
+
+
+def fail_own_trials(study: optuna.Study, storage: RDBStorage, reason: str) -> list[int]:
+    """Mark FAIL the RUNNING trials of this very process (on Ctrl-C, wherever it landed)."""
+    me = worker_tags()
+    return _fail_running(
+        study, storage, lambda a: reason if all(a.get(k) == v for k, v in me.items()) else None
+    )
