@@ -8,21 +8,34 @@ seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
+from handnet.augment import Augmenter, augmented_copies, batch_source
 from handnet.data import Dataset, load_dataset
+from handnet.finetune import finetune_output
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
-from handnet.train import EpochCallback, Rngs, TrainConfig, TrainState, evaluate, fit
+from handnet.train import (
+    BatchSource,
+    EpochCallback,
+    Rngs,
+    TrainConfig,
+    TrainState,
+    evaluate,
+    fit,
+)
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
@@ -50,6 +63,27 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def prepare_augmentation(
+    cfg: TrainConfig, data: Dataset, rngs: Rngs
+) -> tuple[Dataset, BatchSource | None]:
+    """The dataset to train on and the batch source for ``fit``, per the config's augmentation.
+
+    Augmentation works on standardized images, so pixels from outside the image get the
+    standardized value of black, ``norm.apply(0)``. Only the training split is ever augmented.
+    """
+    spec = cfg.augment_spec()
+    if not spec.active:
+        return data, None
+    aug = Augmenter(
+        spec, data.image_shape, rngs.augment, fill=data.norm.apply(np.zeros(1, np.float32))[0]
+    )
+    if cfg.augment_copies == 0:
+        return data, batch_source(aug)
+    X = augmented_copies(data.X_train, cfg.augment_copies, aug)
+    y = np.tile(data.y_train, cfg.augment_copies + 1)
+    return dataclasses.replace(data, X_train=X, y_train=y), None
+
+
 def train_run(
     cfg: TrainConfig,
     *,
@@ -68,8 +102,18 @@ def train_run(
             cfg.dataset, rng=rngs.split, val_size=cfg.val_size, data_dir=data_dir, mirror=mirror
         )
     t_data = time.perf_counter() - t_start
+    data, source = prepare_augmentation(cfg, data, rngs)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
-    fit(state, data, cfg, progress=progress, callbacks=callbacks)
+    fit(state, data, cfg, progress=progress, callbacks=callbacks, batch_source=source)
+    tuned = (
+        finetune_output(
+            state.model, data.X_train, data.y_train, data.X_val, data.y_val, cfg.finetune_ridge
+        )
+        if cfg.finetune
+        else None
+    )
+    if tuned is not None and progress:
+        print(tuned.message, file=sys.stderr)
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
     test = evaluate(state.model, data.X_test, data.y_test)
     name = run_name()
@@ -85,6 +129,7 @@ def train_run(
         "train_seconds": sum(r["seconds"] for r in state.history),
         "data_seconds": t_data,
         "wall_seconds": time.perf_counter() - t_start,
+        "finetune": tuned.to_dict() if tuned else None,
         "epochs": state.epoch,
         "steps": state.step,
     }
