@@ -16,7 +16,6 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -44,16 +43,6 @@ def blas_info() -> str:
         f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} threads={i.get('num_threads')}"
         for i in libs
     )
-
-
-def inline_source(aug: Augmenter):  # type: ignore[no-untyped-def]
-    """Augmentation in the training thread, for comparison with the prefetching source."""
-
-    def source(X: np.ndarray, perm: np.ndarray, bs: int) -> Iterator[np.ndarray]:
-        for i in range(0, len(perm), bs):
-            yield aug(X[perm[i : i + bs]])
-
-    return source
 
 
 def main() -> None:
@@ -93,7 +82,7 @@ def main() -> None:
         rngs = Rngs.from_seed(0)
         state = TrainState.fresh(cfg, sizes[0], sizes[-1], rngs)
         aug = Augmenter(spec, data.image_shape, rngs.augment, fill)
-        source = {"none": None, "elastic, inline": inline_source(aug)}.get(name, batch_source(aug))
+        source = None if name == "none" else batch_source(aug, background="prefetch" in name)
         fit(state, data, cfg, progress=False, batch_source=source)
         sec = statistics.median(r["seconds"] for r in state.history[1:])
         base = base or sec

@@ -159,7 +159,7 @@ def test_fit_with_augmented_batches_is_reproducible() -> None:
         rngs = Rngs.from_seed(0)
         state = TrainState.fresh(cfg, 64, 3, rngs)
         aug = Augmenter(cfg.augment_spec(), (8, 8), rngs.augment)
-        fit(state, data, cfg, progress=False, batch_source=batch_source(aug))
+        fit(state, data, cfg, progress=False, batch_source=batch_source(aug, background=True))
         return state.model.parameters()["layers.0.W"].copy()
 
     np.testing.assert_array_equal(run(), run())
@@ -189,3 +189,15 @@ def test_augment_copies_needs_a_transform() -> None:
 
     with pytest.raises(ConfigError, match="augment_copies"):
         TrainConfig(augment_copies=2)
+
+
+def test_inline_and_background_sources_give_the_same_batches() -> None:
+    X = digits(40)
+    perm = np.random.default_rng(1).permutation(40)
+    out = []
+    for background in (False, True):
+        aug = Augmenter(SPECS["all"], (28, 28), np.random.default_rng(5))
+        out.append(list(batch_source(aug, background=background)(X, perm, 16)))
+    assert len(out[0]) == len(out[1]) == 3
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)

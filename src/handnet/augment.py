@@ -14,8 +14,8 @@ The images handed in are standardized (``norm.apply``), so "outside the image" i
 standardized value of a black pixel, ``fill = -mean / std``. Bilinear weights sum to 1, so
 sampling (x - fill) with zero padding and adding fill back gives exactly that fill outside.
 
-`Prefetcher` computes the next augmented batch in a background thread while the network trains
-on the current one (NumPy releases the GIL), which hides most of the augmentation cost.
+`Prefetcher` can compute the next augmented batch in a background thread while the network
+trains on the current one (NumPy releases the GIL); whether that pays depends on free cores.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def smooth_fields(u: Array, K: Array) -> Array:
     over the whole stack (reshaped to (m, B m)) would be threaded, and on a loaded 2-core machine
     a threaded GEMM this small spends most of its time waiting for the other core: 40x slower.
     """
-    return K @ u @ K.T
+    out: Array = np.matmul(np.matmul(K, u), K.T)  # float32 in, float32 out
+    return out
 
 
 def affine_matrices(
@@ -278,15 +279,24 @@ class Prefetcher:
 
 
 def batch_source(
-    augment: Augmenter,
+    augment: Augmenter, *, background: bool = False
 ) -> Callable[[Array, npt.NDArray[np.intp], int], Iterator[Array]]:
-    """A ``fit(batch_source=...)`` hook: given (X_train, perm, batch_size), an iterator of batches."""
+    """A ``fit(batch_source=...)`` hook: given (X_train, perm, batch_size), an iterator of batches.
 
-    def source(X: Array, perm: npt.NDArray[np.intp], batch_size: int) -> Iterator[Array]:
+    ``background`` prepares each batch one ahead in a `Prefetcher` thread. On the 2-core VM that
+    only pays when BLAS runs single-threaded and a core is idle: with two BLAS threads the third
+    thread makes them wait for each other (see BENCHMARKS.md), so the default is inline.
+    """
+
+    def inline(X: Array, perm: npt.NDArray[np.intp], batch_size: int) -> Iterator[Array]:
+        for i in range(0, len(perm), batch_size):
+            yield augment(np.take(X, perm[i : i + batch_size], axis=0))
+
+    def prefetched(X: Array, perm: npt.NDArray[np.intp], batch_size: int) -> Iterator[Array]:
         pf = Prefetcher(X, perm, batch_size, augment)
         try:
             yield from pf
         finally:
             pf.close()
 
-    return source
+    return prefetched if background else inline

@@ -111,6 +111,13 @@ def _add_train(sub: Any) -> None:
         help="use Nesterov momentum (default: off)",
     )
     p.add_argument(
+        "--aug-thread",
+        dest="aug_thread",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="augment the next batch in a background thread (pays only with a free core)",
+    )
+    p.add_argument(
         "--finetune",
         dest="finetune",
         action="store_true",
@@ -148,7 +155,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     values.update(
         {name: getattr(args, name) for _, name, _, _ in _TRAIN_FLAGS if hasattr(args, name)}
     )
-    for switch in ("nesterov", "finetune"):
+    for switch in ("nesterov", "finetune", "aug_thread"):
         if hasattr(args, switch):
             values[switch] = True
     return TrainConfig.from_dict(values, where=where)

@@ -78,7 +78,7 @@ def prepare_augmentation(
         spec, data.image_shape, rngs.augment, fill=data.norm.apply(np.zeros(1, np.float32))[0]
     )
     if cfg.augment_copies == 0:
-        return data, batch_source(aug)
+        return data, batch_source(aug, background=cfg.aug_thread)
     X = augmented_copies(data.X_train, cfg.augment_copies, aug)
     y = np.tile(data.y_train, cfg.augment_copies + 1)
     return dataclasses.replace(data, X_train=X, y_train=y), None

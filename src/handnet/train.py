@@ -61,6 +61,7 @@ class TrainConfig:
     aug_elastic_alpha: float = 0.0  # Simard's alpha (34 in the paper); 0 turns elastic off
     aug_elastic_sigma: float = 4.0  # Simard's sigma, in pixels
     augment_copies: int = 0
+    aug_thread: bool = False  # prepare augmented batches in a background thread
     # Least-squares refit of the output layer after training (handnet.finetune), kept only if the
     # validation accuracy does not drop.
     finetune: bool = False
