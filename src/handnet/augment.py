@@ -115,35 +115,67 @@ def affine_matrices(
     return (S @ R @ Sh).astype(np.float32), t.astype(np.float32)
 
 
-def sample_bilinear(images: Array, rows: Array, cols: Array, fill: float) -> Array:
+class Workspace:
+    """Scratch arrays reused from batch to batch. Fresh multi-megabyte temporaries cost more in page
+    faults than the arithmetic done in them (the kernel zeroes every new page)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != np.dtype(dtype):
+            a = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return a
+
+
+def sample_bilinear(
+    images: Array, rows: Array, cols: Array, fill: float, work: Workspace | None = None
+) -> Array:
     """out[b, i, j] = images[b] read bilinearly at (rows[b, i, j], cols[b, i, j]); fill outside.
 
     The batch is padded by 2 pixels of (x - fill) = 0 on every side and coordinates are clipped
     into the padding. Each padded pixel's 2x2 neighbourhood is laid out as one row of ``quad``, so
-    the four corners of every output pixel come from a single gather of rows.
+    the four corners of every output pixel come from a single gather of rows. ``rows`` and
+    ``cols`` are overwritten. The result is a new array; temporaries live in ``work``.
     """
+    work = work or Workspace()
     B, H, W = images.shape
     P = 2
     Hp, Wp = H + 2 * P, W + 2 * P
-    padded = np.zeros((B, Hp, Wp), dtype=np.float32)
+    padded = work.get("padded", (B, Hp, Wp), np.float32)
+    padded[:, :P] = 0
+    padded[:, P + H :] = 0
+    padded[:, :, :P] = 0
+    padded[:, :, P + W :] = 0
     np.subtract(images, np.float32(fill), out=padded[:, P : P + H, P : P + W])
     # quad[b, y, x] = (p[y, x], p[y, x + 1], p[y + 1, x], p[y + 1, x + 1])
-    quad = np.empty((B, Hp - 1, Wp - 1, 4), dtype=np.float32)
+    quad = work.get("quad", (B, Hp - 1, Wp - 1, 4), np.float32)
     quad[..., 0] = padded[:, :-1, :-1]
     quad[..., 1] = padded[:, :-1, 1:]
     quad[..., 2] = padded[:, 1:, :-1]
     quad[..., 3] = padded[:, 1:, 1:]
-    r = np.clip(rows, -1, H, dtype=np.float32)
-    c = np.clip(cols, -1, W, dtype=np.float32)
-    r0 = np.floor(r)
-    c0 = np.floor(c)
+    r = np.clip(rows, -1, H, out=rows)
+    c = np.clip(cols, -1, W, out=cols)
+    r0 = np.floor(r, out=work.get("r0", r.shape, np.float32))
+    c0 = np.floor(c, out=work.get("c0", c.shape, np.float32))
     r -= r0  # fractional parts: the weights of the lower row and of the right column
     c -= c0
-    base = (r0.astype(np.intp) + P) * (Wp - 1) + (c0.astype(np.intp) + P)
-    base += (np.arange(B, dtype=np.intp) * ((Hp - 1) * (Wp - 1)))[:, None, None]
-    q = np.take(quad.reshape(-1, 4), base, axis=0)  # (B, H, W, 4)
-    top = q[..., 0] + c * (q[..., 1] - q[..., 0])  # (1 - c) p00 + c p01
-    out = q[..., 2] + c * (q[..., 3] - q[..., 2])  # (1 - c) p10 + c p11
+    # base = (r0 + P) (Wp - 1) + (c0 + P) + b (Hp - 1)(Wp - 1): the flat row of quad to read
+    base = work.get("base", r.shape, np.intp)
+    base[...] = r0
+    base += P
+    base *= Wp - 1
+    base += c0.astype(np.intp)
+    base += (P + np.arange(B, dtype=np.intp) * ((Hp - 1) * (Wp - 1)))[:, None, None]
+    q = np.take(quad.reshape(-1, 4), base, axis=0, out=work.get("q", (*r.shape, 4), np.float32))
+    top = work.get("top", r.shape, np.float32)
+    np.subtract(q[..., 1], q[..., 0], out=top)
+    top *= c
+    top += q[..., 0]  # (1 - c) p00 + c p01
+    out = q[..., 3] - q[..., 2]
+    out *= c
+    out += q[..., 2]  # (1 - c) p10 + c p11
     out -= top
     out *= r
     out += top  # (1 - r) top + r bottom
@@ -199,6 +231,7 @@ class Augmenter:
         # gaussian_matrix), else at full resolution.
         self.field_step = 2 if spec.elastic_sigma >= 2 else 1
         self.K = gaussian_matrix(self.H, spec.elastic_sigma, self.field_step)
+        self.work = Workspace()  # one Augmenter serves one thread at a time
 
     def source_coords(self, n: int) -> tuple[Array, Array]:
         """Random source coordinates (rows, cols), each (n, H, W), for n output images."""
@@ -221,7 +254,8 @@ class Augmenter:
             return np.array(X, dtype=np.float32)
         rows, cols = self.source_coords(n)
         imgs = X.reshape(n, self.H, self.W)
-        return sample_bilinear(imgs, rows, cols, self.fill).reshape(n, self.H * self.W)
+        out = sample_bilinear(imgs, rows, cols, self.fill, self.work)
+        return out.reshape(n, self.H * self.W)
 
 
 def augmented_copies(X: Array, copies: int, augment: Augmenter, chunk: int = 1024) -> Array:
