@@ -184,3 +184,58 @@ def test_plot_and_report_from_the_model_file_alone(
     assert r.stdout.strip() == str(tmp_path / "report.html")
     assert page.count("data:image/png;base64,") == len(PLOTS)
     assert f"{metrics['test_accuracy']:.2%}" in page
+
+
+def test_augmented_training_with_finetune_reports_it(idx_dir: Path, tmp_path: Path) -> None:
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "2"),
+        *("--val-size", "100", "--aug-shift", "1", "--aug-elastic-alpha", "8", "--finetune"),
+        *("--out", str(tmp_path), "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    ft = m["finetune"]
+    assert ft["method"] == "cholesky" and ft["kept"] == (ft["val_after"] >= ft["val_before"])
+    cfg = (Path(m["model"]).parent / "config.toml").read_text()
+    assert "aug_shift = 1.0" in cfg and "finetune = true" in cfg
+
+
+def test_finetune_command_writes_a_new_model(trained: tuple[Path, dict], idx_dir: Path) -> None:  # type: ignore[type-arg]
+    model, metrics = trained
+    out = model.with_name("tuned.safetensors")
+    r = handnet("finetune", str(model), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["val_before"] == pytest.approx(metrics["val_accuracy"])
+    assert out.exists() and res["model"] == str(out)
+    ev = json.loads(handnet("evaluate", str(out), "--dataset", str(idx_dir), "--json").stdout)
+    assert ev["accuracy"] == pytest.approx(res["test_accuracy"])
+
+
+def test_evaluate_several_models_as_a_committee(
+    trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    model, _ = trained
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "3"),
+        *("--val-size", "100", "--seed", "1", "--out", str(tmp_path), "--json"),
+    )
+    other = Path(json.loads(r.stdout)["model"])
+    r = handnet("evaluate", str(model), str(other), "--dataset", str(idx_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["model"] == [str(model), str(other)] and sum(map(sum, ev["confusion"])) == 200
+    text = handnet("evaluate", str(model), str(other), "--dataset", str(idx_dir)).stdout
+    assert text.startswith("committee of 2")
+
+
+def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "preview.png"
+    r = handnet("augment-preview", "--n", "16", "--aug-rotate", "10", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    raw = out.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+    width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+    # 8 columns of 28 + 2 px; 2 blocks of (1 original + 2 augmented) rows; zoomed 3x
+    assert (width, height) == (3 * (8 * 30 + 2), 3 * (6 * 30 + 2))
+    assert handnet("augment-preview", "--out", str(out), "--aug-scale", "2").returncode == 2

@@ -75,6 +75,19 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
         _positive_int,
         "seed of every random stream (init, split, shuffle, dropout)",
     ),
+    ("--aug-rotate", "aug_rotate", float, "random rotation range in degrees, [-r, r]"),
+    ("--aug-scale", "aug_scale", float, "random scaling range, factor in [1-s, 1+s] per axis"),
+    ("--aug-shift", "aug_shift", float, "random translation range in pixels, [-t, t] per axis"),
+    ("--aug-shear", "aug_shear", float, "random shear range in degrees, [-a, a]"),
+    ("--aug-elastic-alpha", "aug_elastic_alpha", float, "elastic distortion strength (0: off)"),
+    ("--aug-elastic-sigma", "aug_elastic_sigma", float, "elastic distortion smoothness (pixels)"),
+    (
+        "--augment-copies",
+        "augment_copies",
+        _positive_int,
+        "append K augmented copies once instead of augmenting every batch",
+    ),
+    ("--finetune-ridge", "finetune_ridge", float, "ridge of the least-squares output layer"),
 ]
 
 
@@ -97,6 +110,20 @@ def _add_train(sub: Any) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="use Nesterov momentum (default: off)",
+    )
+    p.add_argument(
+        "--aug-thread",
+        dest="aug_thread",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="augment the next batch in a background thread (pays only with a free core)",
+    )
+    p.add_argument(
+        "--finetune",
+        dest="finetune",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="refit the output layer by least squares after training, if validation agrees",
     )
     p.add_argument(
         "--config", type=Path, help="a TOML recipe with the same keys as the flags (underscores)"
@@ -142,8 +169,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     values.update(
         {name: getattr(args, name) for _, name, _, _ in _TRAIN_FLAGS if hasattr(args, name)}
     )
-    if hasattr(args, "nesterov"):
-        values["nesterov"] = True
+    for switch in ("nesterov", "finetune", "aug_thread"):
+        if hasattr(args, switch):
+            values[switch] = True
     return TrainConfig.from_dict(values, where=where)
 
 
@@ -202,7 +230,12 @@ def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate", help="accuracy, loss, per-class accuracy and confusion matrix on a test set"
     )
-    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument(
+        "model",
+        type=Path,
+        nargs="+",
+        help="a .safetensors model file; several make a committee that averages probabilities",
+    )
     p.add_argument(
         "--dataset", help="dataset name or path (default: the one the model was trained on)"
     )
@@ -213,12 +246,16 @@ def _add_evaluate(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from handnet.committee import check_compatible, committee_logits
     from handnet.data import load_splits
     from handnet.errors import DatasetError
     from handnet.io import load_model
     from handnet.train import evaluate_logits
 
-    clf = load_model(args.model)
+    members = [load_model(path) for path in args.model]
+    names = [str(path) for path in args.model]
+    check_compatible(members, names)
+    clf = members[0]
     source = args.dataset or str(clf.meta.get("dataset", "mnist"))
     splits, _ = load_splits(source, args.data_dir, args.mirror)
     y = splits.y_test
@@ -226,9 +263,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
         )
-    result = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), y)
+    if len(members) == 1:
+        result = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), y)
+    else:
+        result = evaluate_logits(committee_logits(members, splits.X_test), y)
+    args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
     if args.json:
-        _print_json({"model": str(args.model), "dataset": source, "n": len(y), **result.to_dict()})
+        _print_json(
+            {
+                "model": names[0] if len(names) == 1 else names,
+                "dataset": source,
+                "n": len(y),
+                **result.to_dict(),
+            }
+        )
         return 0
     print(f"{args.model}  on {source} test ({len(y)} images)")
     print(f"accuracy {result.accuracy:.2%}   loss {result.loss:.4f}")
@@ -537,6 +585,115 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_augment_preview(sub: Any) -> None:
+    p = sub.add_parser(
+        "augment-preview",
+        help="draw original and augmented digits side by side into a PNG",
+        description="Each row of originals is followed by --versions rows of random transforms of "
+        "it. The transforms come from --config and the --aug-* flags; with none, Simard's elastic "
+        "distortions (alpha 34, sigma 4).",
+    )
+    p.add_argument("--n", type=_positive_int, default=64, help="how many training digits")
+    p.add_argument("--versions", type=_positive_int, default=2, help="augmented rows per row")
+    p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
+    p.add_argument("--config", type=Path, help="a TOML recipe whose aug_* settings to use")
+    for flag, name, typ, help_ in _TRAIN_FLAGS:
+        if name.startswith("aug_") or name in ("dataset", "seed"):
+            p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.set_defaults(func=cmd_augment_preview)
+
+
+def cmd_augment_preview(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from handnet.augment import Augmenter, AugmentSpec
+    from handnet.data import load_splits
+    from handnet.data.split import to_unit
+    from handnet.preview import preview_grid, write_preview
+
+    if args.n < 1 or args.versions < 1:
+        raise ConfigError("--n and --versions must be >= 1")
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k.startswith("aug_")})
+    if "seed" in args:
+        values["seed"] = args.seed
+    if "dataset" in args:
+        values["dataset"] = args.dataset
+    cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
+    spec = cfg.augment_spec()
+    if not spec.active:
+        spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
+    splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
+    X = to_unit(splits.X_train[: args.n], cfg.dataset)  # (n, D) in [0, 1]; black is 0
+    shape = tuple(int(d) for d in splits.X_train.shape[1:])
+    aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
+    versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
+    path = write_preview(args.out, preview_grid(X.reshape(-1, *shape), versions))
+    print(f"{path}: {args.n} digits, {args.versions} augmented versions each ({spec})")
+    return 0
+
+
+def _add_finetune(sub: Any) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="refit a model's output layer by least squares; write a new model file",
+        description="Solve W_out = (sum x x^T + ridge I)^-1 sum x y^T over the model's training "
+        "split (re-derived from its config's seed and val_size), x the last hidden activation with "
+        "a 1 appended, y one-hot. The new layer is kept only if validation accuracy does not drop.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("--ridge", type=float, default=1.0, help="ridge added to sum x x^T")
+    p.add_argument("--out", type=Path, help="output model file (default: MODEL-ft.safetensors)")
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_finetune)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import math
+
+    from handnet.data import load_dataset
+    from handnet.finetune import finetune_output
+    from handnet.io import load_model, save_model
+    from handnet.train import Rngs, evaluate
+
+    if not (args.ridge >= 0 and math.isfinite(args.ridge)):
+        raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
+    clf = load_model(args.model)
+    cfg = TrainConfig.from_dict(dict(clf.meta.get("config", {})), where=f"{args.model} (config)")
+    data = load_dataset(
+        str(clf.meta.get("dataset", cfg.dataset)),
+        rng=Rngs.from_seed(cfg.seed).split,
+        val_size=cfg.val_size,
+        data_dir=args.data_dir,
+        mirror=args.mirror,
+    )
+    res = finetune_output(
+        clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
+    )
+    test = evaluate(clf.net, data.X_test, data.y_test)
+    clf.meta = {
+        **clf.meta,
+        "finetune": res.to_dict(),
+        "metrics": {
+            **clf.meta.get("metrics", {}),
+            "val_accuracy": res.val_after if res.kept else res.val_before,
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+        },
+    }
+    out = args.out or args.model.with_name(args.model.stem + "-ft.safetensors")
+    save_model(clf, out)
+    if args.json:
+        _print_json({**res.to_dict(), "test_accuracy": test.accuracy, "model": str(out)})
+    else:
+        print(f"{res.message}\ntest accuracy {test.accuracy:.2%}\nmodel: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from handnet.version import __version__
 
@@ -551,6 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot(sub)
     _add_report(sub)
     _add_search(sub)
+    _add_augment_preview(sub)
+    _add_finetune(sub)
     return parser
 
 

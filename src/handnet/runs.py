@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import secrets
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,14 +26,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
+from handnet.augment import Augmenter, augmented_copies, batch_source
 from handnet.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
 from handnet.data import Dataset, load_dataset
 from handnet.errors import CheckpointError, ConfigError, HandnetError, RunInterrupted
+from handnet.finetune import FinetuneResult, finetune_output
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
-from handnet.train import EpochCallback, Rngs, TrainConfig, TrainState, evaluate, fit
+from handnet.train import (
+    BatchSource,
+    EpochCallback,
+    Rngs,
+    TrainConfig,
+    TrainState,
+    evaluate,
+    fit,
+)
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
@@ -59,6 +72,27 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def prepare_augmentation(
+    cfg: TrainConfig, data: Dataset, rngs: Rngs
+) -> tuple[Dataset, BatchSource | None]:
+    """The dataset to train on and the batch source for ``fit``, per the config's augmentation.
+
+    Augmentation works on standardized images, so pixels from outside the image get the
+    standardized value of black, ``norm.apply(0)``. Only the training split is ever augmented.
+    """
+    spec = cfg.augment_spec()
+    if not spec.active:
+        return data, None
+    aug = Augmenter(
+        spec, data.image_shape, rngs.augment, fill=data.norm.apply(np.zeros(1, np.float32))[0]
+    )
+    if cfg.augment_copies == 0:
+        return data, batch_source(aug, background=cfg.aug_thread)
+    X = augmented_copies(data.X_train, cfg.augment_copies, aug)
+    y = np.tile(data.y_train, cfg.augment_copies + 1)
+    return dataclasses.replace(data, X_train=X, y_train=y), None
+
+
 def train_run(
     cfg: TrainConfig,
     *,
@@ -84,6 +118,7 @@ def train_run(
             cfg.dataset, rng=rngs.split, val_size=cfg.val_size, data_dir=data_dir, mirror=mirror
         )
     t_data = time.perf_counter() - t_start
+    data, batches = prepare_augmentation(cfg, data, rngs)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
     name = run_name()
     run_dir = Path(out) / name
@@ -96,6 +131,7 @@ def train_run(
         run_dir,
         cfg,
         data,
+        batches,
         state,
         source,
         t_start,
@@ -148,14 +184,18 @@ def resume_run(
             data_dir=source["data_dir"],
             mirror=source["mirror"],
         )
-    ckpt.check_dataset(data)
     t_data = time.perf_counter() - t_start
+    # Augmented copies are drawn again from the fresh augment stream, as at the start; only then
+    # does the checkpoint set every stream (the batch augmenter's included) to its saved state.
+    data, batches = prepare_augmentation(cfg, data, rngs)
+    ckpt.check_dataset(data)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
     ckpt.restore(state)
     return _train(
         run_dir,
         cfg,
         data,
+        batches,
         state,
         source,
         t_start,
@@ -171,6 +211,7 @@ def _train(
     run_dir: Path,
     cfg: TrainConfig,
     data: Dataset,
+    batches: BatchSource | None,
     state: TrainState,
     source: dict[str, str | None],
     t_start: float,
@@ -190,7 +231,15 @@ def _train(
             save_checkpoint(ckpt_path, st, cfg, info)
 
     try:
-        fit(state, data, cfg, progress=progress, callbacks=(*callbacks, checkpoint), stop=stop)
+        fit(
+            state,
+            data,
+            cfg,
+            progress=progress,
+            callbacks=(*callbacks, checkpoint),
+            stop=stop,
+            batch_source=batches,
+        )
     except BaseException:
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only succeeds while nothing was written: no empty run directories
@@ -208,7 +257,16 @@ def _train(
             f"resume with: handnet train --resume {shlex.quote(str(run_dir))}",
             int(signum),
         )
-    return _finish(run_dir, cfg, data, state, t_start, t_data)
+    tuned = (
+        finetune_output(
+            state.model, data.X_train, data.y_train, data.X_val, data.y_val, cfg.finetune_ridge
+        )
+        if cfg.finetune
+        else None
+    )
+    if tuned is not None and progress:
+        print(tuned.message, file=sys.stderr)
+    return _finish(run_dir, cfg, data, state, t_start, t_data, tuned)
 
 
 def _finish(
@@ -218,6 +276,7 @@ def _finish(
     state: TrainState,
     t_start: float,
     t_data: float,
+    tuned: FinetuneResult | None,
 ) -> RunResult:
     """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done)."""
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
@@ -235,6 +294,7 @@ def _finish(
         "train_seconds": sum(r["seconds"] for r in state.history),
         "data_seconds": t_data,
         "wall_seconds": time.perf_counter() - t_start,
+        "finetune": tuned.to_dict() if tuned else None,
         "epochs": state.epoch,
         "steps": state.step,
         "train_size": len(data.y_train),

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from handnet.augment import AugmentSpec
 from handnet.data import Dataset
 from handnet.errors import ConfigError, TrainingDiverged
 from handnet.layers import ACTIVATIONS
@@ -50,6 +51,21 @@ class TrainConfig:
     weight_decay: float = 1e-4  # lambda in (lambda/2) sum ||W||^2, weights only
     val_size: int = 5000  # stratified validation images carved from the training set
     seed: int = 0
+    # Augmentation (handnet.augment), drawn from the augment stream; all 0 is none. With
+    # augment_copies = 0 every batch is transformed anew on the fly; with K > 0 the training set
+    # gets K transformed copies appended once, before training (the seed's way), and no more.
+    aug_rotate: float = 0.0  # degrees, angle in [-r, r]
+    aug_scale: float = 0.0  # relative, factor in [1 - s, 1 + s] per axis
+    aug_shift: float = 0.0  # pixels, translation in [-t, t] per axis
+    aug_shear: float = 0.0  # degrees, shear angle in [-a, a]
+    aug_elastic_alpha: float = 0.0  # Simard's alpha (34 in the paper); 0 turns elastic off
+    aug_elastic_sigma: float = 4.0  # Simard's sigma, in pixels
+    augment_copies: int = 0
+    aug_thread: bool = False  # prepare augmented batches in a background thread
+    # Least-squares refit of the output layer after training (handnet.finetune), kept only if the
+    # validation accuracy does not drop.
+    finetune: bool = False
+    finetune_ridge: float = 1.0  # ridge added to sum x x^T
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
@@ -71,10 +87,41 @@ class TrainConfig:
             ),
             ("val_size", self.val_size >= 0, "must be >= 0"),
             ("seed", self.seed >= 0, "must be >= 0"),
+            ("aug_rotate", 0.0 <= self.aug_rotate <= 180.0, "must be in [0, 180] degrees"),
+            ("aug_scale", 0.0 <= self.aug_scale < 1.0, "must be in [0, 1)"),
+            ("aug_shift", 0.0 <= self.aug_shift <= 14.0, "must be in [0, 14] pixels"),
+            ("aug_shear", 0.0 <= self.aug_shear < 90.0, "must be in [0, 90) degrees"),
+            (
+                "aug_elastic_alpha",
+                0.0 <= self.aug_elastic_alpha <= 1000.0,
+                "must be in [0, 1000]",
+            ),
+            ("aug_elastic_sigma", 0.1 <= self.aug_elastic_sigma <= 100.0, "must be in [0.1, 100]"),
+            ("augment_copies", 0 <= self.augment_copies <= 100, "must be in [0, 100]"),
+            (
+                "augment_copies",
+                self.augment_copies == 0 or self.augment_spec().active,
+                "needs some augmentation (--aug-rotate, --aug-shift, ...)",
+            ),
+            (
+                "finetune_ridge",
+                0.0 <= self.finetune_ridge and math.isfinite(self.finetune_ridge),
+                "must be >= 0",
+            ),
         ]
         for name, ok, why in checks:
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
+
+    def augment_spec(self) -> AugmentSpec:
+        return AugmentSpec(
+            rotate=self.aug_rotate,
+            scale=self.aug_scale,
+            shift=self.aug_shift,
+            shear=self.aug_shear,
+            elastic_alpha=self.aug_elastic_alpha,
+            elastic_sigma=self.aug_elastic_sigma,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -188,6 +235,8 @@ def evaluate(model: MLP, X: Array, y: npt.NDArray[np.integer]) -> Evaluation:
 
 
 EpochCallback = Callable[[TrainState, dict[str, float]], None]
+# (X_train, perm, batch_size) -> the epoch's input batches in order, e.g. augmented ones.
+BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Iterator[Array]]
 
 
 def fit(
@@ -198,13 +247,15 @@ def fit(
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
     stop: Callable[[], bool] | None = None,
+    batch_source: BatchSource | None = None,
 ) -> list[dict[str, float]]:
     """Train from ``state.epoch`` to ``cfg.epochs``, appending one record per epoch to the history.
 
     ``stop`` is asked after every step; when it says yes, fit returns early with the position inside
     the epoch in ``state.cursor`` (so ``state.epoch < cfg.epochs``), and a later call continues
-    exactly there. Raises `TrainingDiverged` as soon as the loss or, at an epoch's end, a weight
-    is not finite.
+    exactly there. ``batch_source``, if given, supplies each epoch's input batches, e.g. augmented
+    ones (labels still follow ``perm``). Raises `TrainingDiverged` as soon as the loss or, at an
+    epoch's end, a weight is not finite.
     """
     model, opt = state.model, state.opt
     X_train, y_train = data.X_train, data.y_train
@@ -236,6 +287,8 @@ def fit(
             else:
                 perm = state.rngs.shuffle.permutation(N)
                 loss_sum, correct, reg = 0.0, 0, 0.0
+            # The batches of this epoch from `start` on: a resumed epoch continues mid-way.
+            batches = batch_source(X_train, perm[start * bs :], bs) if batch_source else None
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=start,
@@ -250,7 +303,10 @@ def fit(
             for i in range(start, steps_per_epoch):
                 idx = perm[i * bs : (i + 1) * bs]
                 n = len(idx)
-                X = np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")  # (n, D)
+                if batches is None:
+                    X = np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")  # (n, D)
+                else:
+                    X = next(batches)
                 y = np.take(y_train, idx, out=yb[:n], mode="clip")  # (n,)
                 lr = warmup_cosine(
                     state.step,

@@ -1,0 +1,47 @@
+"""Committees: several trained models vote by averaging their class probabilities.
+
+p(c | x) = (1/M) sum_m p_m(c | x). Each member applies its own stored input normalization, so
+members trained with different statistics (or on differently split data) combine correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.errors import ModelFileError
+from handnet.model import Classifier
+
+Array = npt.NDArray[np.floating]
+
+
+def check_compatible(members: Sequence[Classifier], names: Sequence[str]) -> None:
+    """Members must agree on the classes and the input size; the first one sets both."""
+    if not members:
+        raise ModelFileError("a committee needs at least one model")
+    first = members[0]
+    for clf, name in zip(members[1:], names[1:]):
+        if clf.classes != first.classes:
+            raise ModelFileError(
+                f"{name}: classes {clf.classes} differ from {names[0]}'s {first.classes}"
+            )
+        if clf.net.n_in != first.net.n_in:
+            raise ModelFileError(
+                f"{name}: takes {clf.net.n_in} inputs, {names[0]} takes {first.net.n_in}"
+            )
+
+
+def committee_proba(members: Sequence[Classifier], images: npt.NDArray[np.generic]) -> Array:
+    """The mean of the members' probabilities, (N, classes), in float64."""
+    total = np.zeros((len(images), len(members[0].classes)))
+    for clf in members:
+        total += clf.predict_proba(images)
+    return total / len(members)
+
+
+def committee_logits(members: Sequence[Classifier], images: npt.NDArray[np.generic]) -> Array:
+    """log of the mean probability: logits whose softmax is the committee's probabilities."""
+    p = committee_proba(members, images)
+    return np.log(np.maximum(p, np.finfo(np.float64).tiny))
