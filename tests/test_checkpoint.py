@@ -15,7 +15,7 @@ import pytest
 from conftest import tiny_dataset
 
 from handnet.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_states
-from handnet.data import write_idx
+from handnet.data import Dataset, write_idx
 from handnet.errors import CheckpointError, RunInterrupted
 from handnet.io import load_model
 from handnet.runs import resume_run, train_run
@@ -246,3 +246,31 @@ def test_resume_rejects_training_flags(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "drop --lr" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def image_dataset() -> Dataset:
+    """tiny_dataset's numbers seen as 8x8 images, so that augmentation applies."""
+    return dataclasses.replace(tiny_dataset(d=64), image_shape=(8, 8))
+
+
+@pytest.mark.parametrize(
+    ("extra", "stop_at"),
+    [
+        ({"aug_shift": 1.0, "aug_rotate": 10.0}, 3),  # on-the-fly batches, stopped mid-epoch
+        ({"aug_shift": 1.0, "aug_rotate": 10.0}, 9),
+        ({"aug_elastic_alpha": 8.0, "augment_copies": 1, "finetune": True}, 10),  # the seed's way
+    ],
+)
+def test_stop_and_resume_with_augmentation_is_bit_exact(
+    tmp_path: Path, extra: dict[str, object], stop_at: int
+) -> None:
+    cfg = dataclasses.replace(CFG, **extra)  # type: ignore[arg-type]
+    ref = train_run(cfg, out=tmp_path / "ref", data=image_dataset(), progress=False)
+    with pytest.raises(RunInterrupted):
+        train_run(
+            cfg, out=tmp_path / "cut", data=image_dataset(), progress=False, stop=StopAfter(stop_at)
+        )
+    (run_dir,) = (tmp_path / "cut").iterdir()
+    res = resume_run(run_dir, data=image_dataset(), progress=False)
+    assert_same_weights(weights(ref.model_path), weights(res.model_path))
+    assert res.metrics["finetune"] == ref.metrics["finetune"]
