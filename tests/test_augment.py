@@ -188,7 +188,7 @@ def test_augment_copies_needs_a_transform() -> None:
     from handnet.errors import ConfigError
 
     with pytest.raises(ConfigError, match="augment_copies"):
-        TrainConfig(augment_copies=2)
+        TrainConfig(augment_copies=2, aug_shift=0.0)
 
 
 def test_inline_and_background_sources_give_the_same_batches() -> None:

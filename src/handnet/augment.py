@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handnet.errors import ConfigError
+
 Array = npt.NDArray[np.float32]
 
 
@@ -223,7 +225,10 @@ class Augmenter:
         fill: float = 0.0,
     ) -> None:
         if len(image_shape) != 2 or image_shape[0] != image_shape[1]:
-            raise ValueError(f"augmentation needs square 2-D images, got shape {image_shape}")
+            raise ConfigError(
+                f"augmentation needs square 2-D images, got shape {image_shape}; "
+                "set the aug_* settings to 0 for this dataset"
+            )
         self.spec, self.rng, self.fill = spec, rng, float(fill)
         self.H, self.W = int(image_shape[0]), int(image_shape[1])
         self.grid = np.mgrid[0 : self.H, 0 : self.W].astype(np.float32)  # (2, H, W)
