@@ -18,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 from handnet.augment import Augmenter, AugmentSpec, batch_source
 from handnet.data import load_dataset
@@ -31,18 +32,6 @@ TRANSFORMS = {
     "elastic 34/4": AugmentSpec(elastic_alpha=34, elastic_sigma=4),
     "affine + elastic": AugmentSpec(rotate=15, scale=0.15, shift=2, shear=15, elastic_alpha=34),
 }
-
-
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} threads={i.get('num_threads')}"
-        for i in libs
-    )
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 SHAPES = ["784-256-10", "784-800-10", "784-1024-1024-10"]
 BATCHES = [64, 128, 512]
@@ -51,17 +52,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def threads() -> int:
     value = os.environ.get("OPENBLAS_NUM_THREADS", "")
     return int(value) if value.isdigit() else len(os.sched_getaffinity(0))
-
-
-def blas_info() -> str:
-    from threadpoolctl import threadpool_info
-
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} "
-        f"threads={i.get('num_threads')}"
-        for i in libs
-    )
 
 
 def load_data() -> Any:

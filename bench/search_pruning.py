@@ -15,22 +15,11 @@ import time
 from pathlib import Path
 
 import optuna
+from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 from handnet.search import SearchConfig, search
 from handnet.search_space import DEFAULT_SPACE
 from handnet.train import TrainConfig
-
-
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"{i.get('internal_api')} kernel={i.get('architecture')} threads={i.get('num_threads')}"
-        for i in libs
-    )
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from machine import blas_info  # bench/machine.py: this folder is on sys.path
 from sklearn.base import BaseEstimator
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -43,18 +44,6 @@ from handnet.data import load_splits
 from handnet.estimator import HandnetClassifier
 
 MNIST_SUBSET = 10_000
-
-
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} threads={i.get('num_threads')}"
-        for i in libs
-    )
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from handnet.augment import Augmenter, augmented_copies, batch_source
+from handnet.augment import Augmenter, augmented_copies, batch_source, blas_threads_beside
 from handnet.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
 from handnet.data import Dataset, load_dataset
 from handnet.errors import CheckpointError, ConfigError, HandnetError, RunInterrupted
@@ -231,15 +231,16 @@ def _train(
             save_checkpoint(ckpt_path, st, cfg, info)
 
     try:
-        fit(
-            state,
-            data,
-            cfg,
-            progress=progress,
-            callbacks=(*callbacks, checkpoint),
-            stop=stop,
-            batch_source=batches,
-        )
+        with blas_threads_beside(cfg.aug_thread and batches is not None):
+            fit(
+                state,
+                data,
+                cfg,
+                progress=progress,
+                callbacks=(*callbacks, checkpoint),
+                stop=stop,
+                batch_source=batches,
+            )
     except BaseException:
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only succeeds while nothing was written: no empty run directories
