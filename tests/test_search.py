@@ -5,6 +5,7 @@ on a clock: a kill happens when the database says trials are complete and one is
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -377,3 +378,30 @@ def test_two_workers_share_one_postgresql_study(
     trials = snapshot(postgres_url).values()
     assert {t.user_attrs["pid"] for t in trials} <= {w.pid for w in workers}
     assert all(t.user_attrs.get("skipped") for t in trials if t.state.name == "FAIL")
+
+
+def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/s.db"
+    cmd = search_cmd(idx_dir, tmp_path, storage)
+    r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report_cmd = [*HANDNET, "report", "--study", "k", "--storage", storage]
+    r = subprocess.run(
+        [*report_cmd, "--runs", str(tmp_path / "runs")],
+        env=env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    page_path = Path(r.stdout.strip())
+    assert page_path == tmp_path / "runs" / "k" / "report.html"
+    page = page_path.read_text()
+    best = json.loads((tmp_path / "runs" / "k" / "best.json").read_text())
+    assert page.count("data:image/png;base64,") == 3  # params, history, importances
+    assert 'href="best-report.html"' in page and "Leaderboard" in page
+    assert f"{best['val_accuracy']:.2%}" in page and f"{best['test_accuracy']:.2%}" in page
+    best_page = (tmp_path / "runs" / "k" / "best-report.html").read_text()
+    assert f"{best['test_accuracy']:.2%}" in best_page
+    r = subprocess.run(
+        [*report_cmd, "--runs", str(tmp_path / "runs"), "--study", "nope"],
+        env=env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "no such study" in r.stderr

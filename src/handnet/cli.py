@@ -403,8 +403,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_run_source(p: Any) -> None:
-    p.add_argument("run", type=Path, help="a run directory or a .safetensors model file")
+def _add_run_source(p: Any, required: bool = True) -> None:
+    p.add_argument(
+        "run",
+        type=Path,
+        nargs=None if required else "?",
+        help="a run directory or a .safetensors model file",
+    )
     p.add_argument(
         "--dataset",
         help="draw test-set plots on this dataset name or path (default: the model's own)",
@@ -440,21 +445,46 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
-        help="write a run's self-contained report.html (metrics, config, plots)",
-        description="Write one self-contained HTML page for a run: plots embedded, no network.",
+        help="write a run's (or a search study's) self-contained report.html",
+        description="Write one self-contained HTML page for a run: plots embedded, no network. "
+        "With --study, the page of a search study instead: leaderboard, search plots, and a link "
+        "to the best run's own page.",
     )
-    _add_run_source(p)
+    _add_run_source(p, required=False)
+    p.add_argument("--study", help="a search study's name (see handnet search)")
+    p.add_argument("--storage", help="the study's storage URL (default: handnet search's)")
+    p.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="where the search wrote its studies"
+    )
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from handnet import report, run_plots
 
+    if args.study is not None:
+        if args.run is not None:
+            raise ConfigError("give a run or --study, not both")
+        print(_study_report(args))
+        return 0
+    if args.run is None:
+        raise ConfigError("give a run directory or model file, or --study NAME")
     view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
     out = args.out or run_plots.resolve_model(args.run).parent
     path = report.write_run_report(view, run_plots.draw(view), Path(out) / report.REPORT_NAME)
     print(path)
     return 0
+
+
+def _study_report(args: argparse.Namespace) -> Path:
+    try:
+        from handnet import search as S
+        from handnet.search_report import write_study_report
+    except ImportError as e:
+        raise ConfigError(f"needs the search extra: pip install 'handnet[search]' ({e})") from None
+    cfg = S.SearchConfig(study=args.study, storage=args.storage or S.DEFAULT_STORAGE, out=args.runs)
+    study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+    return write_study_report(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)
 
 
 def _add_search(sub: Any) -> None:

@@ -98,7 +98,9 @@ def params_figure(study: optuna.Study) -> Figure:
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(True, alpha=0.3)
         if i == 0:
-            ax.legend(fontsize="small")
+            handles, labels = ax.get_legend_handles_labels()
+    # One legend for all panels, above them: inside a panel it can hide the best trial's star.
+    fig.legend(handles, labels, loc="upper right", ncol=2, fontsize="small")
     fig.suptitle(f"{study.study_name}: validation accuracy vs hyperparameters")
     return fig
 
