@@ -92,14 +92,21 @@ class Dense:
         return f"Dense({n_in}, {n_out})"
 
 
-class Tanh:
-    """Y = tanh(X), in place. dX = dY * (1 - Y^2): the derivative comes from the cached output."""
+class _Activation:
+    """What elementwise activations share: no parameters, a scratch buffer, the cached output."""
 
     def __init__(self, dtype: npt.DTypeLike = np.float32) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self._buf = Buffers(dtype)
         self._Y: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Tanh(_Activation):
+    """Y = tanh(X), in place. dX = dY * (1 - Y^2): the derivative comes from the cached output."""
 
     def forward(self, X: Array, *, train: bool) -> Array:
         self._Y = np.tanh(X, out=X)
@@ -113,18 +120,9 @@ class Tanh:
         dY *= t
         return dY
 
-    def __repr__(self) -> str:
-        return "Tanh()"
 
-
-class ReLU:
+class ReLU(_Activation):
     """Y = max(X, 0), in place. dX = dY * [Y > 0]."""
-
-    def __init__(self, dtype: npt.DTypeLike = np.float32) -> None:
-        self.params: dict[str, Array] = {}
-        self.grads: dict[str, Array] = {}
-        self._buf = Buffers(dtype)
-        self._Y: Array | None = None
 
     def forward(self, X: Array, *, train: bool) -> Array:
         self._Y = np.maximum(X, 0.0, out=X)
@@ -137,9 +135,6 @@ class ReLU:
         np.greater(self._Y, 0.0, out=mask)
         dY *= mask
         return dY
-
-    def __repr__(self) -> str:
-        return "ReLU()"
 
 
 class Dropout:
