@@ -131,6 +131,10 @@ def write_study_report(
     link = None
     if record and "best" in record:
         view = load_view(record["best"], data_dir=data_dir, mirror=mirror)
+        # A trial's model records no test metrics (trials never see the test set): the page shows
+        # the one evaluation that finalize_best made of the best model.
+        metrics = view.clf.meta.setdefault("metrics", {})
+        metrics |= {k: record[k] for k in ("test_accuracy", "test_loss", "test_per_class_accuracy")}
         report.write_run_report(view, draw(view), study_dir / BEST_REPORT_NAME)
         link = BEST_REPORT_NAME
     study_dir.mkdir(parents=True, exist_ok=True)
