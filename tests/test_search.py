@@ -39,6 +39,7 @@ from handnet.search_storage import (
 )
 from handnet.train import TrainConfig
 
+PLAIN = TrainConfig(aug_shift=0.0)  # blobs and tiny_dataset are feature vectors, not images
 MODEL_NAME = re.compile(r"model-\d{8}-\d{6}-[0-9a-f]{6}\.safetensors$")
 SPACE = space_from_dict(
     {
@@ -64,12 +65,12 @@ def study_in(tmp_path: Path, name: str = "s") -> tuple[SearchConfig, optuna.Stud
     cfg = SearchConfig(
         study=name, storage=f"sqlite:///{tmp_path}/s.db", out=tmp_path / "runs", progress=False
     )
-    return cfg, open_study(cfg, open_storage(cfg.storage), space=SPACE, base=TrainConfig())
+    return cfg, open_study(cfg, open_storage(cfg.storage), space=SPACE, base=PLAIN)
 
 
 def test_completed_trials_keep_their_model_metrics_and_seconds(tmp_path: Path) -> None:
     cfg, study = study_in(tmp_path)
-    base = TrainConfig(epochs=3, hidden_sizes=(8,))
+    base = TrainConfig(epochs=3, hidden_sizes=(8,), aug_shift=0.0)
     obj = Objective(blobs(), SPACE, base, cfg.study_dir / "trials")
     study.optimize(obj, n_trials=3)
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -95,7 +96,9 @@ def test_a_bad_trial_is_pruned_by_the_median_pruner(tmp_path: Path) -> None:
         study.enqueue_trial({"lr": lr, "hidden_units": 16})
     space = space_from_dict({"params": {"lr": {"low": 1e-6, "high": 1.0, "log": True},
                                         "hidden_units": {"type": "int", "low": 8, "high": 32}}})  # fmt: skip
-    study.optimize(Objective(blobs(), space, TrainConfig(epochs=4), tmp_path), n_trials=3)
+    study.optimize(
+        Objective(blobs(), space, TrainConfig(epochs=4, aug_shift=0.0), tmp_path), n_trials=3
+    )
     states = [t.state for t in study.trials]
     assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2
     assert states[2] == optuna.trial.TrialState.PRUNED
@@ -109,7 +112,12 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
     study.enqueue_trial({"lr": 0.1})
     space = space_from_dict({"params": {"lr": {"low": 1e-3, "high": 1e6, "log": True}}})
     base = TrainConfig(
-        epochs=3, hidden_sizes=(16,), activation="relu", warmup_epochs=0, batch_size=16
+        aug_shift=0.0,
+        epochs=3,
+        hidden_sizes=(16,),
+        activation="relu",
+        warmup_epochs=0,
+        batch_size=16,
     )
     study.optimize(Objective(tiny_dataset(), space, base, tmp_path), n_trials=2)
     bad, good = study.trials
@@ -169,7 +177,7 @@ def test_resuming_with_another_space_is_refused(tmp_path: Path) -> None:
     cfg, _ = study_in(tmp_path)
     other = SearchSpace(SPACE.params[:1])
     with pytest.raises(Exception, match="other settings"):
-        open_study(cfg, open_storage(cfg.storage), space=other, base=TrainConfig())
+        open_study(cfg, open_storage(cfg.storage), space=other, base=PLAIN)
 
 
 def test_postgres_urls_use_psycopg3() -> None:

@@ -179,6 +179,7 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=float(self.weight_decay),
             val_size=val_size,
             seed=seed,
+            aug_shift=0.0,  # features need not be images: the estimator never augments
         )
 
     def _val_size(self, n: int, n_classes: int) -> int:

@@ -37,7 +37,7 @@ from handnet.data import Dataset, load_dataset
 from handnet.errors import ConfigError, HandnetError, TrainingDiverged
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
-from handnet.runs import history_csv, run_name
+from handnet.runs import history_csv, prepare_augmentation, run_name
 from handnet.search_space import DEFAULT_SPACE, SearchSpace
 from handnet.search_storage import (
     fail_dead_local_trials,
@@ -256,11 +256,11 @@ class Objective:
                     f"val accuracy {record['val_acc']:.2%} at epoch {state.epoch}"
                 )
 
-        state = TrainState.fresh(
-            cfg, self.data.n_features, self.data.n_classes, Rngs.from_seed(cfg.seed)
-        )
+        rngs = Rngs.from_seed(cfg.seed)
+        data, batches = prepare_augmentation(cfg, self.data, rngs)  # as a plain run would
+        state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
         try:
-            fit(state, self.data, cfg, progress=False, callbacks=(report,))
+            fit(state, data, cfg, progress=False, callbacks=(report,), batch_source=batches)
         except TrainingDiverged as e:
             trial.set_user_attr("diverged", str(e))
             trial.set_user_attr("fail_reason", f"diverged: {e}")
