@@ -151,6 +151,6 @@ def space_from_dict(d: dict[str, Any], where: str = "space") -> SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    from handnet.cli import load_config_file
+    from handnet.cli.common import load_config_file
 
     return space_from_dict(load_config_file(Path(path)), where=str(path))

@@ -1,0 +1,55 @@
+"""The ``handnet`` command: subcommands that parse flags into configs and call the library.
+
+User errors (bad flags, bad files, a diverged run) print one line on stderr and exit with 2,
+without a traceback. SIGINT (Ctrl-C) or SIGTERM during training finishes the step, writes a
+checkpoint, prints the resume command and exits with 130 or 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from handnet.cli.common import Parser, load_config_file
+from handnet.cli.models import add_evaluate, add_info, add_predict, add_serve
+from handnet.cli.reports import add_plot, add_report
+from handnet.cli.search import add_search
+from handnet.cli.train import add_augment_preview, add_finetune, add_train
+from handnet.errors import HandnetError, RunInterrupted
+
+__all__ = ["build_parser", "load_config_file", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from handnet.version import __version__
+
+    parser = Parser(prog="handnet", description="Hand-written NumPy MLPs for MNIST-style data.")
+    parser.add_argument("--version", action="version", version=f"handnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_train(sub)
+    add_evaluate(sub)
+    add_info(sub)
+    add_predict(sub)
+    add_serve(sub)
+    add_plot(sub)
+    add_report(sub)
+    add_search(sub)
+    add_augment_preview(sub)
+    add_finetune(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RunInterrupted as e:  # a checkpoint was written; the message says how to resume
+        print(f"handnet {args.command}: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except HandnetError as e:
+        print(f"handnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"handnet {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,188 @@
+"""Using a trained model: ``evaluate`` (one model or a committee), ``info``, ``predict``, ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from handnet.cli.common import positive_int, print_json
+from handnet.errors import ConfigError
+
+
+def add_evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate", help="accuracy, loss, per-class accuracy and confusion matrix on a test set"
+    )
+    p.add_argument(
+        "model",
+        type=Path,
+        nargs="+",
+        help="a .safetensors model file; several make a committee that averages probabilities",
+    )
+    p.add_argument(
+        "--dataset", help="dataset name or path (default: the one the model was trained on)"
+    )
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from handnet.committee import check_compatible, committee_logits
+    from handnet.data import load_splits
+    from handnet.errors import DatasetError
+    from handnet.io import load_model
+    from handnet.train import evaluate_logits
+
+    members = [load_model(path) for path in args.model]
+    names = [str(path) for path in args.model]
+    check_compatible(members, names)
+    clf = members[0]
+    source = args.dataset or str(clf.meta.get("dataset", "mnist"))
+    splits, _ = load_splits(source, args.data_dir, args.mirror)
+    y = splits.y_test
+    if y.max() >= len(clf.classes):
+        raise DatasetError(
+            f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
+        )
+    if len(members) == 1:
+        result = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), y)
+    else:
+        result = evaluate_logits(committee_logits(members, splits.X_test), y)
+    args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
+    if args.json:
+        print_json(
+            {
+                "model": names[0] if len(names) == 1 else names,
+                "dataset": source,
+                "n": len(y),
+                **result.to_dict(),
+            }
+        )
+        return 0
+    print(f"{args.model}  on {source} test ({len(y)} images)")
+    print(f"accuracy {result.accuracy:.2%}   loss {result.loss:.4f}")
+    print("per-class accuracy:")
+    for name, acc in zip(clf.classes, result.per_class_accuracy):
+        print(f"  {name:>12}  {acc:.2%}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    width = max(5, len(str(result.confusion.max())) + 1)
+    print(" " * 6 + "".join(f"{i:>{width}}" for i in range(len(clf.classes))))
+    for i, row in enumerate(result.confusion):
+        print(f"{i:>5} " + "".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="print a model file's metadata")
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from handnet.io import load_model
+
+    clf = load_model(args.model)
+    meta = clf.meta
+    if args.json:
+        print_json(meta)
+        return 0
+    n_params = sum(p.size for p in clf.net.parameters().values())
+    metrics = meta.get("metrics", {})
+    lines = [
+        f"model        {args.model}",
+        f"network      {clf.net!r}",
+        f"parameters   {n_params:,}",
+        f"classes      {', '.join(clf.classes)}",
+        f"dataset      {meta.get('dataset', '?')}  (normalization mean {clf.norm.mean:.4f}, std {clf.norm.std:.4f})",
+        f"created      {meta.get('created', '?')} with handnet {meta.get('handnet_version', '?')}",
+    ]
+    if metrics:
+        lines.append(
+            f"metrics      validation {metrics.get('val_accuracy') or float('nan'):.2%}, "
+            f"test {metrics.get('test_accuracy', float('nan')):.2%}"
+        )
+    if "config" in meta:
+        lines.append("config       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()))
+    if meta.get("history"):
+        lines.append(f"history      {len(meta['history'])} epochs")
+    print("\n".join(lines))
+    return 0
+
+
+def add_predict(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict the digit in image files (PNG, JPEG, BMP; any size, dark or light ink)",
+        description="Each image is made MNIST-like (grayscale, ink on black, cropped, fitted to "
+        "20x20, centred by mass in 28x28) and classified. A file that cannot be read or holds no "
+        "ink gets a one-line error; the others are still predicted, and the exit code is 1.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument(
+        "--top", type=positive_int, default=3, help="how many classes to show (default: 3)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON list with every result")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from handnet.io import load_model
+    from handnet.predict import predict_images
+    from handnet.preprocess import ImageError
+
+    clf = load_model(args.model)
+    if not 1 <= args.top <= len(clf.classes):
+        raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for path in args.images:
+        try:
+            (pred,) = predict_images(clf, [path])
+        except ImageError as e:
+            failed += 1
+            print(f"handnet predict: error: {e}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(e)})
+            continue
+        results.append(pred.to_dict(args.top))
+        if not args.json:
+            shown = ", ".join(f"{c} {p:.1%}" for c, p in pred.top(args.top))
+            print(f"{path}: {pred.label}  ({shown})")
+    if args.json:
+        print_json(results)
+    return 1 if failed else 0
+
+
+def add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a web page to draw digits and watch the model answer, plus a JSON API",
+        description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
+        "Needs the 'serve' extra: pip install 'handnet[serve]'.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument(
+        "--max-bytes",
+        type=positive_int,
+        default=2_000_000,
+        help="largest request body accepted, in bytes (default: 2000000)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from handnet.serve import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
+    if args.max_bytes < 1:
+        raise ConfigError(f"--max-bytes {args.max_bytes}: must be >= 1")
+    serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes)
+    return 0

@@ -1,0 +1,93 @@
+"""Pictures and pages: ``handnet plot`` and ``handnet report`` (a run, or a search study)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from handnet.errors import ConfigError
+
+
+def add_run_source(p: Any, required: bool = True) -> None:
+    p.add_argument(
+        "run",
+        type=Path,
+        nargs=None if required else "?",
+        help="a run directory or a .safetensors model file",
+    )
+    p.add_argument(
+        "--dataset",
+        help="draw test-set plots on this dataset name or path (default: the model's own)",
+    )
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument(
+        "--out", type=Path, help="output directory (default: the directory of the model file)"
+    )
+
+
+def add_plot(sub: Any) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="draw a run's plots (curves, weights, confusion, mistakes) as PNGs",
+        description="Draw the plots of a run again from its model file's stored history and "
+        "weights; test-set plots are recomputed on the dataset's test split.",
+    )
+    add_run_source(p)
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from handnet import run_plots
+
+    view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
+    out = args.out or run_plots.resolve_model(args.run).parent
+    for path in run_plots.write(run_plots.draw(view), out):
+        print(path)
+    return 0
+
+
+def add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a run's (or a search study's) self-contained report.html",
+        description="Write one self-contained HTML page for a run: plots embedded, no network. "
+        "With --study, the page of a search study instead: leaderboard, search plots, and a link "
+        "to the best run's own page.",
+    )
+    add_run_source(p, required=False)
+    p.add_argument("--study", help="a search study's name (see handnet search)")
+    p.add_argument("--storage", help="the study's storage URL (default: handnet search's)")
+    p.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="where the search wrote its studies"
+    )
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from handnet import report, run_plots
+
+    if args.study is not None:
+        if args.run is not None:
+            raise ConfigError("give a run or --study, not both")
+        print(_study_report(args))
+        return 0
+    if args.run is None:
+        raise ConfigError("give a run directory or model file, or --study NAME")
+    view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
+    out = args.out or run_plots.resolve_model(args.run).parent
+    path = report.write_run_report(view, run_plots.draw(view), Path(out) / report.REPORT_NAME)
+    print(path)
+    return 0
+
+
+def _study_report(args: argparse.Namespace) -> Path:
+    try:
+        from handnet import search as S
+        from handnet.search_report import write_study_report
+    except ImportError as e:
+        raise ConfigError(f"needs the search extra: pip install 'handnet[search]' ({e})") from None
+    cfg = S.SearchConfig(study=args.study, storage=args.storage or S.DEFAULT_STORAGE, out=args.runs)
+    study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+    return write_study_report(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)

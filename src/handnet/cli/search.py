@@ -1,0 +1,140 @@
+"""``handnet search``: an Optuna study that resumes, runs in parallel and spans machines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from handnet.cli.common import DEFAULTS, positive_int
+from handnet.errors import ConfigError
+from handnet.train import TrainConfig
+
+
+def add_search(sub: Any) -> None:
+    p = sub.add_parser(
+        "search",
+        help="hyperparameter search on Optuna (resumable, parallel, multi-machine, pruned)",
+        description="Search hyperparameters. Re-running the same command resumes the study; "
+        "several processes (--jobs, or other machines on one --storage) share it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--trials",
+        type=positive_int,
+        default=20,
+        help="trials in the study, counted across runs and workers",
+    )
+    p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    p.add_argument(
+        "--sampler",
+        choices=("tpe", "random"),
+        default="tpe",
+        help="tpe: 10 random trials (the seed's method), then model-guided; random: all random",
+    )
+    p.add_argument(
+        "--pruner",
+        choices=("median", "halving", "none"),
+        default="median",
+        help="early stopping of bad trials",
+    )
+    p.add_argument(
+        "--space",
+        type=Path,
+        help="TOML search space (default: lr, weight_decay, hidden_units, dropout, momentum, batch_size)",
+    )
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial")
+    p.add_argument("--study", default="search", help="study name; its files go to OUT/STUDY/")
+    p.add_argument(
+        "--storage",
+        default="sqlite:///runs/search.db",
+        help="database URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB",
+    )
+    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--sampler-seed", type=positive_int, help="seed the sampler (default: fresh entropy)"
+    )
+    p.add_argument("--dataset", default=DEFAULTS.dataset, help="dataset name or path")
+    p.add_argument(
+        "--val-size",
+        type=positive_int,
+        default=DEFAULTS.val_size,
+        help="validation images split from the training set",
+    )
+    p.add_argument(
+        "--seed",
+        type=positive_int,
+        default=DEFAULTS.seed,
+        help="training seed shared by all trials (split, init, shuffle, dropout)",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs"), help="where OUT/STUDY/ is created")
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="run nothing: print the leaderboard, write plots and the best model",
+    )
+    p.add_argument("--top", type=positive_int, default=10, help="rows of the leaderboard")
+    p.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    p.set_defaults(func=cmd_search)
+
+
+def _search_summary(study: Any, cfg: Any, args: argparse.Namespace) -> None:
+    from handnet.search_plots import write_plots
+    from handnet.search_results import best_line, finalize_best, leaderboard
+
+    print(leaderboard(study, top=args.top))
+    record = finalize_best(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)
+    print(best_line(record))
+    for path in write_plots(study, cfg.study_dir):
+        print(f"plot: {path}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    try:
+        from handnet import search as S
+        from handnet.search_results import leaderboard
+    except ImportError as e:
+        raise ConfigError(f"needs the search extra: pip install 'handnet[search]' ({e})") from None
+    from handnet.search_space import DEFAULT_SPACE, load_space
+
+    cfg = S.SearchConfig(
+        study=args.study,
+        storage=args.storage,
+        trials=args.trials,
+        timeout=args.timeout,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        jobs=args.jobs,
+        sampler_seed=args.sampler_seed,
+        out=args.out,
+        progress=not args.quiet,
+    )
+    if args.summary:
+        study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+        _search_summary(study, cfg, args)
+        return 0
+    space = load_space(args.space) if args.space else DEFAULT_SPACE
+    base = TrainConfig.from_dict(
+        {
+            "dataset": args.dataset,
+            "epochs": args.epochs,
+            "val_size": args.val_size,
+            "seed": args.seed,
+        },
+        where="flags",
+    )
+    try:
+        study = S.search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
+    except KeyboardInterrupt:
+        study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+        print(leaderboard(study, top=args.top))
+        print(
+            f"handnet search: interrupted; run the same command to resume study {cfg.study!r}",
+            file=sys.stderr,
+        )
+        return 130
+    _search_summary(study, cfg, args)
+    return 0

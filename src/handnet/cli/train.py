@@ -1,0 +1,280 @@
+"""``handnet train`` (every hyperparameter a flag, recipes, resume), ``augment-preview`` and
+``finetune``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from handnet.cli.common import DEFAULTS, load_config_file, positive_int, print_json, sizes
+from handnet.errors import ConfigError
+from handnet.train import TrainConfig
+
+# (flag, config field, type, help). Defaults are shown from TrainConfig, the single source.
+TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
+    (
+        "--dataset",
+        "dataset",
+        str,
+        "dataset name (mnist, fashion-mnist, kmnist) or a path (.npz, .mat, IDX dir)",
+    ),
+    ("--hidden-sizes", "hidden_sizes", sizes, "hidden layer widths, comma-separated"),
+    ("--activation", "activation", str, "hidden activation: tanh or relu"),
+    ("--dropout", "dropout", float, "drop probability after each hidden layer, in [0, 1)"),
+    ("--epochs", "epochs", positive_int, "passes over the training split"),
+    ("--batch-size", "batch_size", positive_int, "minibatch size"),
+    ("--lr", "lr", float, "peak learning rate (after warmup)"),
+    ("--min-lr", "min_lr", float, "learning rate at the end of the cosine"),
+    ("--warmup-epochs", "warmup_epochs", float, "linear warmup length in epochs"),
+    ("--momentum", "momentum", float, "heavy-ball momentum coefficient"),
+    ("--weight-decay", "weight_decay", float, "L2 coefficient lambda in (lambda/2)||W||^2"),
+    ("--val-size", "val_size", positive_int, "validation images split from the training set"),
+    (
+        "--seed",
+        "seed",
+        positive_int,
+        "seed of every random stream (init, split, shuffle, dropout)",
+    ),
+    ("--aug-rotate", "aug_rotate", float, "random rotation range in degrees, [-r, r]"),
+    ("--aug-scale", "aug_scale", float, "random scaling range, factor in [1-s, 1+s] per axis"),
+    ("--aug-shift", "aug_shift", float, "random translation range in pixels, [-t, t] per axis"),
+    ("--aug-shear", "aug_shear", float, "random shear range in degrees, [-a, a]"),
+    ("--aug-elastic-alpha", "aug_elastic_alpha", float, "elastic distortion strength (0: off)"),
+    ("--aug-elastic-sigma", "aug_elastic_sigma", float, "elastic distortion smoothness (pixels)"),
+    (
+        "--augment-copies",
+        "augment_copies",
+        positive_int,
+        "append K augmented copies once instead of augmenting every batch",
+    ),
+    ("--finetune-ridge", "finetune_ridge", float, "ridge of the least-squares output layer"),
+]
+
+
+def add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model and save it under runs/",
+        description="Train an MLP. Precedence: defaults < --config FILE.toml < flags.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for flag, name, typ, help_ in TRAIN_FLAGS:
+        default = getattr(DEFAULTS, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        p.add_argument(
+            flag, dest=name, type=typ, default=argparse.SUPPRESS, help=f"{help_} (default: {shown})"
+        )
+    p.add_argument(
+        "--nesterov",
+        dest="nesterov",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use Nesterov momentum (default: off)",
+    )
+    p.add_argument(
+        "--aug-thread",
+        dest="aug_thread",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="augment the next batch in a background thread (pays only with a free core)",
+    )
+    p.add_argument(
+        "--finetune",
+        dest="finetune",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="refit the output layer by least squares after training, if validation agrees",
+    )
+    p.add_argument(
+        "--config", type=Path, help="a TOML recipe with the same keys as the flags (underscores)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("runs"), help="where run directories are created"
+    )
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from, instead of upstream")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="write RUN_DIR/checkpoint.safetensors every N epochs (0: only on SIGINT/SIGTERM)",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoint, with its saved settings",
+    )
+    p.set_defaults(func=cmd_train)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    where = str(args.config) if args.config else "flags"
+    values.update(
+        {name: getattr(args, name) for _, name, _, _ in TRAIN_FLAGS if hasattr(args, name)}
+    )
+    for switch in ("nesterov", "finetune", "aug_thread"):
+        if hasattr(args, switch):
+            values[switch] = True
+    return TrainConfig.from_dict(values, where=where)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from handnet.interrupt import StopSignals
+    from handnet.runs import resume_run, train_run
+
+    if args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every={args.checkpoint_every}: must be >= 0")
+    if args.resume is not None:
+        given = [f for f, name, _, _ in TRAIN_FLAGS if hasattr(args, name)]
+        given += ["--nesterov"] * hasattr(args, "nesterov") + ["--config"] * bool(args.config)
+        if given:
+            raise ConfigError(
+                f"--resume continues a run with its saved settings; drop {', '.join(given)}"
+            )
+    with StopSignals() as stop:
+        if args.resume is not None:
+            res = resume_run(
+                args.resume,
+                data_dir=args.data_dir,
+                mirror=args.mirror,
+                progress=not args.quiet,
+                checkpoint_every=args.checkpoint_every,
+                stop=stop,
+            )
+        else:
+            res = train_run(
+                resolve_config(args),
+                out=args.out,
+                data_dir=args.data_dir,
+                mirror=args.mirror,
+                progress=not args.quiet,
+                checkpoint_every=args.checkpoint_every,
+                stop=stop,
+            )
+    m = res.metrics
+    if args.json:
+        print_json(
+            {k: v for k, v in m.items() if k != "test_confusion"} | {"model": str(res.model_path)}
+        )
+    else:
+        val = f"{m['val_accuracy']:.2%}" if m["val_accuracy"] is not None else "n/a"
+        print(
+            f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {m['epochs']} epochs, "
+            f"{m['train_seconds']:.1f}s of training\nmodel: {res.model_path}"
+        )
+    return 0
+
+
+def add_augment_preview(sub: Any) -> None:
+    p = sub.add_parser(
+        "augment-preview",
+        help="draw original and augmented digits side by side into a PNG",
+        description="Each row of originals is followed by --versions rows of random transforms of "
+        "it. The transforms come from --config and the --aug-* flags; with none, Simard's elastic "
+        "distortions (alpha 34, sigma 4).",
+    )
+    p.add_argument("--n", type=positive_int, default=64, help="how many training digits")
+    p.add_argument("--versions", type=positive_int, default=2, help="augmented rows per row")
+    p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
+    p.add_argument("--config", type=Path, help="a TOML recipe whose aug_* settings to use")
+    for flag, name, typ, help_ in TRAIN_FLAGS:
+        if name.startswith("aug_") or name in ("dataset", "seed"):
+            p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.set_defaults(func=cmd_augment_preview)
+
+
+def cmd_augment_preview(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from handnet.augment import Augmenter, AugmentSpec
+    from handnet.data import load_splits
+    from handnet.data.split import to_unit
+    from handnet.preview import preview_grid, write_preview
+
+    if args.n < 1 or args.versions < 1:
+        raise ConfigError("--n and --versions must be >= 1")
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k.startswith("aug_")})
+    if "seed" in args:
+        values["seed"] = args.seed
+    if "dataset" in args:
+        values["dataset"] = args.dataset
+    cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
+    spec = cfg.augment_spec()
+    if not spec.active:
+        spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
+    splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
+    X = to_unit(splits.X_train[: args.n], cfg.dataset)  # (n, D) in [0, 1]; black is 0
+    shape = tuple(int(d) for d in splits.X_train.shape[1:])
+    aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
+    versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
+    path = write_preview(args.out, preview_grid(X.reshape(-1, *shape), versions))
+    print(f"{path}: {args.n} digits, {args.versions} augmented versions each ({spec})")
+    return 0
+
+
+def add_finetune(sub: Any) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="refit a model's output layer by least squares; write a new model file",
+        description="Solve W_out = (sum x x^T + ridge I)^-1 sum x y^T over the model's training "
+        "split (re-derived from its config's seed and val_size), x the last hidden activation with "
+        "a 1 appended, y one-hot. The new layer is kept only if validation accuracy does not drop.",
+    )
+    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("--ridge", type=float, default=1.0, help="ridge added to sum x x^T")
+    p.add_argument("--out", type=Path, help="output model file (default: MODEL-ft.safetensors)")
+    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
+    p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_finetune)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import math
+
+    from handnet.data import load_dataset
+    from handnet.finetune import finetune_output
+    from handnet.io import load_model, save_model
+    from handnet.train import Rngs, evaluate
+
+    if not (args.ridge >= 0 and math.isfinite(args.ridge)):
+        raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
+    clf = load_model(args.model)
+    cfg = TrainConfig.from_dict(dict(clf.meta.get("config", {})), where=f"{args.model} (config)")
+    data = load_dataset(
+        str(clf.meta.get("dataset", cfg.dataset)),
+        rng=Rngs.from_seed(cfg.seed).split,
+        val_size=cfg.val_size,
+        data_dir=args.data_dir,
+        mirror=args.mirror,
+    )
+    res = finetune_output(
+        clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
+    )
+    test = evaluate(clf.net, data.X_test, data.y_test)
+    clf.meta = {
+        **clf.meta,
+        "finetune": res.to_dict(),
+        "metrics": {
+            **clf.meta.get("metrics", {}),
+            "val_accuracy": res.val_after if res.kept else res.val_before,
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+        },
+    }
+    out = args.out or args.model.with_name(args.model.stem + "-ft.safetensors")
+    save_model(clf, out)
+    if args.json:
+        print_json({**res.to_dict(), "test_accuracy": test.accuracy, "model": str(out)})
+    else:
+        print(f"{res.message}\ntest accuracy {test.accuracy:.2%}\nmodel: {out}")
+    return 0
