@@ -63,6 +63,8 @@ def load_data() -> Any:
 def config(sizes: list[int], batch: int, epochs: int, **over: Any) -> Any:
     from handnet.train import TrainConfig
 
+    # aug_shift=0: the peers see plain images, and so does handnet (fit() alone never augments).
+    over = {"aug_shift": 0.0, **over}
     return TrainConfig(hidden_sizes=tuple(sizes[1:-1]), batch_size=batch, epochs=epochs, **over)
 
 
