@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from handnet.data import Dataset
 from handnet.errors import CheckpointError, ConfigError
-from handnet.io import atomic_write_bytes, read_header
+from handnet.io import atomic_write_bytes, load_tensors, read_bytes, read_header
 from handnet.train import EpochCursor, Rngs, TrainConfig, TrainState
 from handnet.version import __version__
 
@@ -179,12 +177,7 @@ class Checkpoint:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint file; raises `CheckpointError` with a one-line reason."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no checkpoint here") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_bytes(path, CheckpointError, missing="no checkpoint here")
     header = read_header(path, raw, CheckpointError)
     st_meta = header.get("__metadata__")
     if not isinstance(st_meta, dict) or st_meta.get("format") != "handnet-checkpoint":
@@ -199,10 +192,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: checkpoint format version {version!r} is not supported "
             f"(this handnet reads {CHECKPOINT_VERSION})"
         )
-    try:
-        tensors = st_load(raw)
-    except (SafetensorError, ValueError, OverflowError) as e:
-        raise CheckpointError(f"{path}: corrupt tensor data ({e})") from None
+    tensors = load_tensors(path, raw, CheckpointError)
     try:
         cfg_dict = meta["config"]
         if not isinstance(cfg_dict, dict):

@@ -124,19 +124,32 @@ def read_header(
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The handnet metadata of a model file, without loading the weights' values."""
     path = Path(path)
-    raw = _read(path)
+    raw = read_bytes(path)
     return _metadata(path, read_header(path, raw))
 
 
-def _read(path: Path) -> bytes:
+def read_bytes(
+    path: Path, error: type[HandnetError] = ModelFileError, missing: str = "file not found"
+) -> bytes:
+    """The whole file, or ``error`` with a one-line reason (model files and checkpoints alike)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
+        raise error(f"{path}: {missing}") from None
     except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from None
+        raise error(f"{path}: is a directory, not a file") from None
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+
+
+def load_tensors(
+    path: Path, raw: bytes, error: type[HandnetError] = ModelFileError
+) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file already read, or ``error`` if their data is corrupt."""
+    try:
+        return st_load(raw)
+    except (SafetensorError, ValueError, OverflowError) as e:
+        raise error(f"{path}: corrupt tensor data ({e})") from None
 
 
 def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
@@ -170,12 +183,9 @@ def load_model(path: str | Path) -> Classifier:
     a pickle, a truncated file, a missing or extra tensor, a wrong shape or dtype, an unknown version.
     """
     path = Path(path)
-    raw = _read(path)
+    raw = read_bytes(path)
     meta = _metadata(path, read_header(path, raw))
-    try:
-        tensors = st_load(raw)
-    except (SafetensorError, ValueError, OverflowError) as e:
-        raise ModelFileError(f"{path}: corrupt tensor data ({e})") from None
+    tensors = load_tensors(path, raw)
     try:
         arch = meta["architecture"]
         sizes = [int(arch["n_in"]), *(int(h) for h in arch["hidden_sizes"]), int(arch["n_out"])]
