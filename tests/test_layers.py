@@ -84,6 +84,22 @@ def test_dropout_rate_and_eval_mode() -> None:
     np.testing.assert_array_equal(layer.forward(X.copy(), train=False), X)
 
 
+def test_dropout_mask_is_seeded_and_exactly_scaled() -> None:
+    """The mask comes from 16-bit draws: the drop rate is k / 2^16 and the scale exactly inverts it.
+
+    An odd batch (7 x 9 = 63 entries, not a multiple of the four draws per 64-bit word) works too.
+    """
+    X = np.ones((7, 9), np.float32)
+    a = Dropout(0.2, np.random.default_rng(5)).forward(X.copy(), train=True).copy()
+    b = Dropout(0.2, np.random.default_rng(5)).forward(X.copy(), train=True)
+    np.testing.assert_array_equal(a, b)
+    k = round(0.2 * 65536)
+    assert set(np.unique(a)) == {0.0, np.float32(65536 / (65536 - k))}
+    big = Dropout(0.2, np.random.default_rng(1)).forward(np.ones((400, 1000)), train=True)
+    assert abs(big.mean() - 1.0) < 0.005  # E[Y] = X
+    assert abs((big == 0).mean() - k / 65536) < 0.002
+
+
 def test_dropout_rejects_bad_rate() -> None:
     with pytest.raises(ValueError, match="dropout"):
         Dropout(1.0, np.random.default_rng(0))
