@@ -6,7 +6,9 @@
 Seconds per epoch (55,000 bundled MNIST training images, float32) is the median of ``--epochs``
 epochs after one warm-up epoch. Every system runs in its own worker process (so no two thread pools
 share one), with the same number of threads, and the workers take turns epoch by epoch, so that
-noise from a shared machine falls on all of them alike. The systems:
+noise from a shared machine falls on all of them alike, with a pause of ``SPIN_GAP`` between turns
+(an idle OpenBLAS pool keeps spinning for about 0.1 s, which would otherwise land on the next
+system's epoch). The systems:
 
 - handnet: ``fit`` on the default recipe at that shape (tanh, dropout 0.2, L2 1e-4, momentum 0.9);
 - torch: the same model, loss, optimizer and schedule in PyTorch (CPU, ``torch.set_num_threads``);
@@ -46,6 +48,9 @@ SHAPES = ["784-256-10", "784-800-10", "784-1024-1024-10"]
 BATCHES = [64, 128, 512]
 SYSTEMS = ["handnet", "torch", "sklearn", "bound"]
 TARGETS = (0.980, 0.985)
+# OpenBLAS's idle threads spin for 2^28 cycles (about 0.1 s here) after a worker's last BLAS call;
+# waiting this long between epochs keeps one system's spinning off the next system's epoch.
+SPIN_GAP = 0.3
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -271,6 +276,7 @@ def epoch_table(args: argparse.Namespace) -> list[dict[str, Any]]:
             times: dict[str, list[float]] = {name: [] for name in conns}
             for _ in range(args.epochs + 1):  # interleaved: one epoch of each system in turn
                 for name, c in conns.items():
+                    time.sleep(SPIN_GAP)
                     c.send(("epoch",))
                     times[name].append(c.recv())
             row: dict[str, Any] = {"shape": shape, "batch": batch}
