@@ -8,7 +8,7 @@ source point s(p), read with bilinear interpolation. With c the image centre,
 
 and both together compose as s(p) = A^-1 (p - c - t) + c + alpha (G * u)(p). Nothing loops over
 images in Python: the Gaussian smoothing is a matrix product with a banded Gaussian matrix (K u K^T), and the
-four bilinear corners are one gather from a zero-padded copy of the batch.
+four bilinear corners are four gathers from a zero-padded copy of the batch.
 
 The images handed in are standardized (``norm.apply``), so "outside the image" is not 0 but the
 standardized value of a black pixel, ``fill = -mean / std``. Bilinear weights sum to 1, so
@@ -126,10 +126,13 @@ class Workspace:
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+    def get(
+        self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike, zeros: bool = False
+    ) -> np.ndarray:
+        """The array ``name``, made anew (zero-filled if ``zeros``) when shape or dtype change."""
         a = self._arrays.get(name)
         if a is None or a.shape != shape or a.dtype != np.dtype(dtype):
-            a = self._arrays[name] = np.empty(shape, dtype=dtype)
+            a = self._arrays[name] = (np.zeros if zeros else np.empty)(shape, dtype=dtype)
         return a
 
 
@@ -139,47 +142,41 @@ def sample_bilinear(
     """out[b, i, j] = images[b] read bilinearly at (rows[b, i, j], cols[b, i, j]); fill outside.
 
     The batch is padded by 2 pixels of (x - fill) = 0 on every side and coordinates are clipped
-    into the padding. Each padded pixel's 2x2 neighbourhood is laid out as one row of ``quad``, so
-    the four corners of every output pixel come from a single gather of rows. ``rows`` and
-    ``cols`` are overwritten. The result is a new array; temporaries live in ``work``.
+    into the padding. Each output pixel's four corners are read by four gathers with one index
+    array, the flat position of its top-left corner, from the padded batch shifted by 0, 1, Wp and
+    Wp + 1 (right, below, below right). ``rows`` and ``cols`` are overwritten. The result is a new
+    array; temporaries live in ``work``.
     """
     work = work or Workspace()
     B, H, W = images.shape
     P = 2
     Hp, Wp = H + 2 * P, W + 2 * P
-    padded = work.get("padded", (B, Hp, Wp), np.float32)
-    padded[:, :P] = 0
-    padded[:, P + H :] = 0
-    padded[:, :, :P] = 0
-    padded[:, :, P + W :] = 0
+    padded = work.get("padded", (B, Hp, Wp), np.float32, zeros=True)  # the border stays 0
     np.subtract(images, np.float32(fill), out=padded[:, P : P + H, P : P + W])
-    # quad[b, y, x] = (p[y, x], p[y, x + 1], p[y + 1, x], p[y + 1, x + 1])
-    quad = work.get("quad", (B, Hp - 1, Wp - 1, 4), np.float32)
-    quad[..., 0] = padded[:, :-1, :-1]
-    quad[..., 1] = padded[:, :-1, 1:]
-    quad[..., 2] = padded[:, 1:, :-1]
-    quad[..., 3] = padded[:, 1:, 1:]
+    flat = padded.reshape(-1)
     r = np.clip(rows, -1, H, out=rows)
     c = np.clip(cols, -1, W, out=cols)
     r0 = np.floor(r, out=work.get("r0", r.shape, np.float32))
     c0 = np.floor(c, out=work.get("c0", c.shape, np.float32))
     r -= r0  # fractional parts: the weights of the lower row and of the right column
     c -= c0
-    # base = (r0 + P) (Wp - 1) + (c0 + P) + b (Hp - 1)(Wp - 1): the flat row of quad to read
+    # base = b Hp Wp + (r0 + P) Wp + (c0 + P): the flat index of the top-left corner.
+    # r0 Wp + c0 is a small integer, exact in float32; the rest is added as integers.
+    r0 *= Wp
+    r0 += c0
     base = work.get("base", r.shape, np.intp)
     base[...] = r0
-    base += P
-    base *= Wp - 1
-    base += c0.astype(np.intp)
-    base += (P + np.arange(B, dtype=np.intp) * ((Hp - 1) * (Wp - 1)))[:, None, None]
-    q = np.take(quad.reshape(-1, 4), base, axis=0, out=work.get("q", (*r.shape, 4), np.float32))
-    top = work.get("top", r.shape, np.float32)
-    np.subtract(q[..., 1], q[..., 0], out=top)
+    base += (P * Wp + P + np.arange(B, dtype=np.intp) * (Hp * Wp))[:, None, None]
+    p00, p01, p10, p11 = (
+        np.take(flat[shift:], base, out=work.get(f"p{k}", r.shape, np.float32))
+        for k, shift in enumerate((0, 1, Wp, Wp + 1))
+    )
+    top = np.subtract(p01, p00, out=work.get("top", r.shape, np.float32))
     top *= c
-    top += q[..., 0]  # (1 - c) p00 + c p01
-    out = q[..., 3] - q[..., 2]
+    top += p00  # (1 - c) p00 + c p01
+    out = p11 - p10
     out *= c
-    out += q[..., 2]  # (1 - c) p10 + c p11
+    out += p10  # (1 - c) p10 + c p11
     out -= top
     out *= r
     out += top  # (1 - r) top + r bottom
