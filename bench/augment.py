@@ -5,13 +5,16 @@
 Part 1 times each transform alone on batches of MNIST digits (median of 30 batches). Part 2
 trains the shape on the bundled MNIST with no augmentation, with elastic distortions (Simard's
 alpha 34, sigma 4) applied in the training thread, and with the same distortions prepared one
-batch ahead in a background thread (`Prefetcher`, what ``handnet train`` uses), and reports the
-median seconds per epoch after one warm-up epoch and the overhead over no augmentation.
+batch ahead in a background thread (`Prefetcher`), once with BLAS on every core and once with
+BLAS on one core fewer (what ``handnet train --aug-thread`` does), taking turns epoch by epoch,
+and reports the median seconds per epoch after one warm-up epoch and the overhead over no
+augmentation.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -20,7 +23,7 @@ import time
 import numpy as np
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
-from handnet.augment import Augmenter, AugmentSpec, batch_source
+from handnet.augment import Augmenter, AugmentSpec, batch_source, blas_threads_beside
 from handnet.data import load_dataset
 from handnet.train import Rngs, TrainConfig, TrainState, fit
 
@@ -65,17 +68,37 @@ def main() -> None:
         hidden_sizes=tuple(sizes[1:-1]), epochs=args.epochs + 1, batch_size=args.batch, dropout=0.0
     )
     spec = TRANSFORMS["elastic 34/4"]
+    # (batch source kind, whether BLAS leaves a core to the background thread); the last one is
+    # what `handnet train --aug-thread` does
+    variants = {
+        "none": (None, False),
+        "elastic, inline": ("inline", False),
+        "elastic, background": ("background", False),
+        "elastic, background, BLAS on cores - 1": ("background", True),
+    }
     print(f"\n{args.shape}, batch {args.batch}: median s/epoch of {args.epochs} after 1 warm-up")
-    base = None
-    for name in ("none", "elastic, inline", "elastic, prefetched"):
+    print("(the variants take turns epoch by epoch)")
+    runs = {}
+    for name, (kind, _) in variants.items():
         rngs = Rngs.from_seed(0)
         state = TrainState.fresh(cfg, sizes[0], sizes[-1], rngs)
         aug = Augmenter(spec, data.image_shape, rngs.augment, fill)
-        source = None if name == "none" else batch_source(aug, background="prefetch" in name)
-        fit(state, data, cfg, progress=False, batch_source=source)
+        runs[name] = (state, batch_source(aug, background=kind == "background") if kind else None)
+    for epoch in range(1, cfg.epochs + 1):
+        for name, (state, source) in runs.items():
+            with blas_threads_beside(variants[name][1]):
+                fit(
+                    state,
+                    data,
+                    dataclasses.replace(cfg, epochs=epoch),
+                    progress=False,
+                    batch_source=source,
+                )
+    base = None
+    for name, (state, _) in runs.items():
         sec = statistics.median(r["seconds"] for r in state.history[1:])
         base = base or sec
-        print(f"  {name:<22}{sec:>7.2f} s   {sec / base - 1:>+6.0%}")
+        print(f"  {name:<40}{sec:>7.2f} s   {sec / base - 1:>+6.0%}")
 
 
 if __name__ == "__main__":
