@@ -1,13 +1,20 @@
-"""A few epochs of ``fit`` at one shape, batch 128, to run under a profiler.
+"""Where a training step's time goes: ``fit`` at one shape under cProfile, per step.
 
-    python -m pyinstrument bench/profile_fit.py 784-800-10 3
+    python bench/profile_fit.py [784-800-10] [epochs] [--dropout P]
 
-Prints the seconds of each epoch; the profiler prints where they went.
+Trains the bundled MNIST for a few epochs (batch 128, the default recipe without augmentation)
+under the standard library's deterministic profiler and prints, for the functions that take the
+time, microseconds per training step (their own time, without callees): the layers' forward and
+backward passes (which hold the matrix products), the L2 gradient, the momentum update, the batch
+gather and the loss. The profiler adds about a microsecond per Python call, so the total is a few
+percent above an unprofiled step. It also works under ``python -m pyinstrument`` or py-spy.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import cProfile
+import pstats
 
 import numpy as np
 
@@ -16,14 +23,40 @@ from handnet.train import Rngs, TrainConfig, TrainState, fit
 
 
 def main() -> None:
-    shape = sys.argv[1] if len(sys.argv) > 1 else "784-800-10"
-    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    sizes = [int(s) for s in shape.split("-")]
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("shape", nargs="?", default="784-800-10")
+    p.add_argument("epochs", nargs="?", type=int, default=3)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--top", type=int, default=12, help="functions to list")
+    args = p.parse_args()
+    sizes = [int(s) for s in args.shape.split("-")]
     data = load_dataset("mnist", rng=np.random.default_rng(0))
-    cfg = TrainConfig(hidden_sizes=tuple(sizes[1:-1]), epochs=epochs, batch_size=128)
+    cfg = TrainConfig(
+        hidden_sizes=tuple(sizes[1:-1]),
+        epochs=args.epochs,
+        batch_size=128,
+        dropout=args.dropout,
+        aug_shift=0.0,
+    )
     state = TrainState.fresh(cfg, sizes[0], sizes[-1], Rngs.from_seed(0))
-    fit(state, data, cfg, progress=False)
-    print("s/epoch:", [round(r["seconds"], 3) for r in state.history])
+    fit(state, data, TrainConfig(**{**cfg.to_dict(), "epochs": 1}), progress=False)  # warm-up
+    profiler = cProfile.Profile()
+    profiler.runcall(fit, state, data, cfg, progress=False)
+    steps = state.step - -(-len(data.y_train) // 128)  # those of the profiled epochs
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    total = sum(v[2] for _, v in rows)
+    print(f"{args.shape}, batch 128, dropout {args.dropout}: {steps} profiled steps")
+    print(f"{'function':<48}{'calls/step':>11}{'us/step':>10}{'share':>8}")
+    for (path, line, name), (_, calls, tottime, _, _) in rows[: args.top]:
+        where = f"{path.rsplit('/', 1)[-1]}:{line}({name})" if line else name
+        print(
+            f"{where[:47]:<48}{calls / steps:>11.1f}{tottime / steps * 1e6:>10.1f}{tottime / total:>8.0%}"
+        )
+    print(f"{'all':<48}{'':>11}{total / steps * 1e6:>10.1f}")
+    print("s/epoch:", [round(r["seconds"], 3) for r in state.history[1:]])
 
 
 if __name__ == "__main__":
