@@ -364,10 +364,10 @@ class _Reached(Exception):
 def time_to_accuracy(recipe: dict[str, Any]) -> dict[str, Any]:
     """Wall seconds from the first step until validation accuracy first reaches each target.
 
-    Both systems train the whole recipe, augmentation included: PyTorch gets the very batches
-    handnet's augmenter makes (the same kind of source, seeded alike, in the same background thread
-    when the recipe asks for one), so the two differ only in the network's forward, backward and
-    update. While a background thread augments, each system computes with one thread fewer, as
+    Both systems train the whole recipe, augmentation included: PyTorch gets its batches from the
+    same kind of handnet augmenter (seeded alike, in a background thread when the recipe asks for
+    one; its own shuffle order makes the images differ), so the two differ only in the network's
+    forward, backward and update. While a background thread augments, each system computes with one thread fewer, as
     ``handnet train`` does (`blas_threads_beside`).
     """
     from handnet.augment import blas_threads_beside

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pstats
 
 import numpy as np
@@ -41,10 +42,11 @@ def main() -> None:
         aug_shift=0.0,
     )
     state = TrainState.fresh(cfg, sizes[0], sizes[-1], Rngs.from_seed(0))
-    fit(state, data, TrainConfig(**{**cfg.to_dict(), "epochs": 1}), progress=False)  # warm-up
+    fit(state, data, dataclasses.replace(cfg, epochs=1), progress=False)  # warm-up
+    before = state.step
     profiler = cProfile.Profile()
     profiler.runcall(fit, state, data, cfg, progress=False)
-    steps = state.step - -(-len(data.y_train) // 128)  # those of the profiled epochs
+    steps = state.step - before  # those of the profiled epochs
     stats = pstats.Stats(profiler)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
     total = sum(v[2] for _, v in rows)
