@@ -239,3 +239,30 @@ def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     # 8 columns of 28 + 2 px; 2 blocks of (1 original + 2 augmented) rows; zoomed 3x
     assert (width, height) == (3 * (8 * 30 + 2), 3 * (6 * 30 + 2))
     assert handnet("augment-preview", "--out", str(out), "--aug-scale", "2").returncode == 2
+
+
+def test_deskew_flag_reaches_the_model_and_mixes_in_committees(
+    trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    plain, _ = trained
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "2"),
+        *("--val-size", "100", "--deskew", "--out", str(tmp_path / "a"), "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    model = Path(m["model"])
+    cfg = model.parent / "config.toml"
+    assert "deskew = true" in cfg.read_text()
+    assert "deskewed, normalization" in handnet("info", str(model)).stdout
+    ev = json.loads(handnet("evaluate", str(model), "--dataset", str(idx_dir), "--json").stdout)
+    assert ev["accuracy"] == pytest.approx(m["test_accuracy"])  # test images deskewed again
+    r = handnet("evaluate", str(model), str(plain), "--dataset", str(idx_dir), "--json")
+    assert r.returncode == 0, r.stderr  # each member prepares its own inputs
+    r = handnet(
+        *("train", "--config", str(cfg), "--no-deskew", "--epochs", "1"),
+        *("--out", str(tmp_path / "b"), "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    back = Path(json.loads(r.stdout)["model"]).parent / "config.toml"
+    assert "deskew = false" in back.read_text()

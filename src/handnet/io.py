@@ -83,7 +83,7 @@ def model_bytes(clf: Classifier) -> bytes:
         **clf.meta,
         "format_version": FORMAT_VERSION,
         "architecture": _architecture(clf.net),
-        "normalization": {"mean": clf.norm.mean, "std": clf.norm.std},
+        "normalization": {"mean": clf.norm.mean, "std": clf.norm.std, "deskew": clf.deskew},
         "classes": clf.classes,
         "image_shape": list(clf.image_shape),
     }
@@ -207,6 +207,11 @@ def load_model(path: str | Path) -> Classifier:
         norm = Normalization(
             float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
         )
+        deskew = meta["normalization"].get("deskew", False)  # absent in files before 0.3.0
+        if not isinstance(deskew, bool):
+            raise ModelFileError(
+                f"{path}: normalization.deskew must be true or false, not {deskew!r}"
+            )
         classes = [str(c) for c in meta["classes"]]
         image_shape = tuple(int(d) for d in meta["image_shape"])
     except (KeyError, TypeError, ValueError) as e:
@@ -232,4 +237,4 @@ def load_model(path: str | Path) -> Classifier:
         if not np.all(np.isfinite(t)):
             raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
         p[...] = t
-    return Classifier(net, norm, classes, image_shape, meta)
+    return Classifier(net, norm, classes, image_shape, meta, deskew=deskew)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.data.split import Normalization, to_unit
+from handnet.deskew import deskew
 from handnet.errors import DatasetError
 from handnet.layers import ACTIVATIONS, Dense, Dropout, Layer
 
@@ -115,7 +117,8 @@ class Classifier:
     """A trained network with what it needs to be used: input normalization and class names.
 
     ``predict_proba`` takes raw images (uint8 in [0, 255] or floats in [0, 1]), shaped (N, H, W)
-    or (N, D), and applies the same scaling and standardization the network was trained with.
+    or (N, D), and applies the same deskewing (if ``deskew``), scaling and standardization the
+    network was trained with.
     """
 
     net: MLP
@@ -123,14 +126,16 @@ class Classifier:
     classes: list[str]
     image_shape: tuple[int, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    deskew: bool = False
 
     def prepare(self, images: npt.NDArray[np.generic]) -> Array:
-        X = to_unit(np.asarray(images), "input")
-        if X.shape[1] != self.net.n_in:
-            raise DatasetError(
-                f"input has {X.shape[1]} features, the model expects {self.net.n_in}"
-            )
-        return self.norm.apply(X)
+        images = np.asarray(images)
+        features = math.prod(images.shape[1:])
+        if features != self.net.n_in:
+            raise DatasetError(f"input has {features} features, the model expects {self.net.n_in}")
+        if self.deskew:
+            images = deskew(images, self.image_shape)
+        return self.norm.apply(to_unit(images, "input"))
 
     def predict_proba(self, images: npt.NDArray[np.generic]) -> Array:
         return softmax(self.net.predict_logits(self.prepare(images)))

@@ -221,7 +221,11 @@ def _dataset_rows(view: RunView) -> list[tuple[str, str]]:
             name = {"train": "training", "val": "validation", "test": "test"}[split]
             rows.append((f"{name} images", f"{int(m[f'{split}_size']):,}"))
     rows.append(
-        ("normalization", f"(x - {clf.norm.mean:.4f}) / {clf.norm.std:.4f}, pixels in [0, 1]")
+        (
+            "normalization",
+            ("deskewed, then " if clf.deskew else "")
+            + f"(x - {clf.norm.mean:.4f}) / {clf.norm.std:.4f}, pixels in [0, 1]",
+        )
     )
     rows.append(("plots drawn on", f"{view.test_source} test split ({len(view.y_test):,} images)"))
     return rows

@@ -115,7 +115,12 @@ def train_run(
     rngs = Rngs.from_seed(cfg.seed)
     if data is None:
         data = load_dataset(
-            cfg.dataset, rng=rngs.split, val_size=cfg.val_size, data_dir=data_dir, mirror=mirror
+            cfg.dataset,
+            rng=rngs.split,
+            val_size=cfg.val_size,
+            data_dir=data_dir,
+            mirror=mirror,
+            deskew=cfg.deskew,
         )
     t_data = time.perf_counter() - t_start
     data, batches = prepare_augmentation(cfg, data, rngs)
@@ -183,6 +188,7 @@ def resume_run(
             val_size=cfg.val_size,
             data_dir=source["data_dir"],
             mirror=source["mirror"],
+            deskew=cfg.deskew,
         )
     t_data = time.perf_counter() - t_start
     # Augmented copies are drawn again from the fresh augment stream, as at the start; only then
@@ -314,6 +320,7 @@ def _finish(
             "metrics": {k: v for k, v in metrics.items() if k != "test_confusion"},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
+        deskew=data.deskew,
     )
     model_path = run_dir / f"{name}.safetensors"
     written: list[Path] = []

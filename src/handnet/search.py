@@ -179,7 +179,12 @@ def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | Non
     """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run."""
     rngs = Rngs.from_seed(base.seed)
     return load_dataset(
-        base.dataset, rng=rngs.split, val_size=base.val_size, data_dir=data_dir, mirror=mirror
+        base.dataset,
+        rng=rngs.split,
+        val_size=base.val_size,
+        data_dir=data_dir,
+        mirror=mirror,
+        deskew=base.deskew,
     )
 
 
@@ -303,6 +308,7 @@ class Objective:
                 "trial": trial.number,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
+            deskew=self.data.deskew,
         )
         run_dir = self.trial_dir / name
         run_dir.mkdir(parents=True, exist_ok=False)

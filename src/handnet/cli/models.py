@@ -98,7 +98,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"network      {clf.net!r}",
         f"parameters   {n_params:,}",
         f"classes      {', '.join(clf.classes)}",
-        f"dataset      {meta.get('dataset', '?')}  (normalization mean {clf.norm.mean:.4f}, std {clf.norm.std:.4f})",
+        f"dataset      {meta.get('dataset', '?')}  ({'deskewed, ' if clf.deskew else ''}"
+        f"normalization mean {clf.norm.mean:.4f}, std {clf.norm.std:.4f})",
         f"created      {meta.get('created', '?')} with handnet {meta.get('handnet_version', '?')}",
     ]
     if metrics:

@@ -66,6 +66,13 @@ def add_train(sub: Any) -> None:
             flag, dest=name, type=typ, default=argparse.SUPPRESS, help=f"{help_} (default: {shown})"
         )
     p.add_argument(
+        "--deskew",
+        dest="deskew",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="shear every image upright first; the model deskews its inputs too (default: off)",
+    )
+    p.add_argument(
         "--nesterov",
         dest="nesterov",
         action="store_true",
@@ -121,6 +128,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     for switch in ("nesterov", "finetune", "aug_thread"):
         if hasattr(args, switch):
             values[switch] = True
+    if hasattr(args, "deskew"):  # --deskew or --no-deskew
+        values["deskew"] = args.deskew
     return TrainConfig.from_dict(values, where=where)
 
 
@@ -182,10 +191,19 @@ def add_augment_preview(sub: Any) -> None:
     p.add_argument("--n", type=positive_int, default=64, help="how many training digits")
     p.add_argument("--versions", type=positive_int, default=2, help="augmented rows per row")
     p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
-    p.add_argument("--config", type=Path, help="a TOML recipe whose aug_* settings to use")
+    p.add_argument(
+        "--config", type=Path, help="a TOML recipe whose aug_* (and deskew) settings to use"
+    )
     for flag, name, typ, help_ in TRAIN_FLAGS:
         if name.startswith("aug_") or name in ("dataset", "seed"):
             p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
+    p.add_argument(
+        "--deskew",
+        dest="deskew",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="deskew the digits first, as training with --deskew does",
+    )
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
     p.set_defaults(func=cmd_augment_preview)
@@ -197,23 +215,24 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     from handnet.augment import Augmenter, AugmentSpec
     from handnet.data import load_splits
     from handnet.data.split import to_unit
+    from handnet.deskew import deskew
     from handnet.preview import preview_grid, write_preview
 
     if args.n < 1 or args.versions < 1:
         raise ConfigError("--n and --versions must be >= 1")
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     values.update({k: v for k, v in vars(args).items() if k.startswith("aug_")})
-    if "seed" in args:
-        values["seed"] = args.seed
-    if "dataset" in args:
-        values["dataset"] = args.dataset
+    values.update({k: getattr(args, k) for k in ("seed", "dataset", "deskew") if k in args})
     cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
     spec = cfg.augment_spec()
     if not spec.active:
         spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
     splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
-    X = to_unit(splits.X_train[: args.n], cfg.dataset)  # (n, D) in [0, 1]; black is 0
     shape = tuple(int(d) for d in splits.X_train.shape[1:])
+    raw = splits.X_train[: args.n]
+    if cfg.deskew:  # show what training would see
+        raw = deskew(raw, shape)
+    X = to_unit(raw, cfg.dataset)  # (n, D) in [0, 1]; black is 0
     aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
     versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
     path = write_preview(args.out, preview_grid(X.reshape(-1, *shape), versions))
@@ -256,6 +275,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         val_size=cfg.val_size,
         data_dir=args.data_dir,
         mirror=args.mirror,
+        deskew=clf.deskew,
     )
     res = finetune_output(
         clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
