@@ -266,3 +266,14 @@ def test_deskew_flag_reaches_the_model_and_mixes_in_committees(
     assert r.returncode == 0, r.stderr
     back = Path(json.loads(r.stdout)["model"]).parent / "config.toml"
     assert "deskew = false" in back.read_text()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    model, _ = trained
+    p = subprocess.Popen(
+        [*HANDNET, "info", str(model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # like `handnet info M | head -0`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and err == ""

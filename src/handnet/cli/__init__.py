@@ -8,6 +8,8 @@ checkpoint, prints the resume command and exits with 130 or 143.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -43,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # so that a closed pipe shows here, where it is handled
+        return code
     except RunInterrupted as e:  # a checkpoint was written; the message says how to resume
         print(f"handnet {args.command}: {e}", file=sys.stderr)
         return 128 + e.signum
@@ -53,3 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"handnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (handnet info M | head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        return 128 + signal.SIGPIPE
