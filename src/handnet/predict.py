@@ -22,7 +22,8 @@ ImageSource = str | Path | bytes | npt.NDArray[Any]
 
 @dataclass
 class Prediction:
-    """The model's answer for one image, and the 28x28 input it saw (uint8, white ink on black)."""
+    """The model's answer for one image, and the 28x28 input it was given (uint8, white ink on
+    black; a model trained on deskewed digits deskews it before use)."""
 
     source: str
     label: str
