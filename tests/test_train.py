@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import tiny_dataset
@@ -117,3 +119,17 @@ def test_short_run_on_real_mnist_passes_90_percent(mnist: Dataset) -> None:
     state = run(cfg, mnist)
     assert evaluate(state.model, mnist.X_val, mnist.y_val).accuracy > 0.90
     assert evaluate(state.model, mnist.X_test, mnist.y_test).accuracy > 0.90
+
+
+RECIPES = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_are_valid_configs(recipe: Path) -> None:
+    from handnet.cli.common import load_config_file
+
+    values = load_config_file(recipe)
+    cfg = TrainConfig.from_dict(values, where=str(recipe))  # unknown keys and bad values raise
+    assert {k: getattr(cfg, k) for k in values} == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+    }
