@@ -72,6 +72,24 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def load_run_data(
+    cfg: TrainConfig,
+    split_rng: np.random.Generator,
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+) -> Dataset:
+    """The dataset ``cfg`` names, split with ``split_rng`` (its seed's split stream), deskewed
+    if ``cfg.deskew``: what a run, its resumption and a search trial all train on."""
+    return load_dataset(
+        cfg.dataset,
+        rng=split_rng,
+        val_size=cfg.val_size,
+        data_dir=data_dir,
+        mirror=mirror,
+        deskew=cfg.deskew,
+    )
+
+
 def prepare_augmentation(
     cfg: TrainConfig, data: Dataset, rngs: Rngs
 ) -> tuple[Dataset, BatchSource | None]:
@@ -114,14 +132,7 @@ def train_run(
     t_start = time.perf_counter()
     rngs = Rngs.from_seed(cfg.seed)
     if data is None:
-        data = load_dataset(
-            cfg.dataset,
-            rng=rngs.split,
-            val_size=cfg.val_size,
-            data_dir=data_dir,
-            mirror=mirror,
-            deskew=cfg.deskew,
-        )
+        data = load_run_data(cfg, rngs.split, data_dir, mirror)
     t_data = time.perf_counter() - t_start
     data, batches = prepare_augmentation(cfg, data, rngs)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
@@ -182,14 +193,7 @@ def resume_run(
     }
     rngs = Rngs.from_seed(cfg.seed)
     if data is None:
-        data = load_dataset(
-            cfg.dataset,
-            rng=rngs.split,
-            val_size=cfg.val_size,
-            data_dir=source["data_dir"],
-            mirror=source["mirror"],
-            deskew=cfg.deskew,
-        )
+        data = load_run_data(cfg, rngs.split, source["data_dir"], source["mirror"])
     t_data = time.perf_counter() - t_start
     # Augmented copies are drawn again from the fresh augment stream, as at the start; only then
     # does the checkpoint set every stream (the batch augmenter's included) to its saved state.

@@ -33,11 +33,11 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from handnet.data import Dataset, load_dataset
+from handnet.data import Dataset
 from handnet.errors import ConfigError, HandnetError, TrainingDiverged
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
-from handnet.runs import history_csv, prepare_augmentation, run_name
+from handnet.runs import history_csv, load_run_data, prepare_augmentation, run_name
 from handnet.search_space import DEFAULT_SPACE, SearchSpace
 from handnet.search_storage import (
     fail_dead_local_trials,
@@ -177,15 +177,7 @@ def n_counted(study: optuna.Study, before: int | None = None) -> int:
 
 def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | None) -> Dataset:
     """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run."""
-    rngs = Rngs.from_seed(base.seed)
-    return load_dataset(
-        base.dataset,
-        rng=rngs.split,
-        val_size=base.val_size,
-        data_dir=data_dir,
-        mirror=mirror,
-        deskew=base.deskew,
-    )
+    return load_run_data(base, Rngs.from_seed(base.seed).split, data_dir, mirror)
 
 
 # -------------------------------------------------------------------------------------- objective

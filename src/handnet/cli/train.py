@@ -52,6 +52,17 @@ TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+def add_deskew_flag(p: argparse.ArgumentParser, help_: str) -> None:
+    """--deskew / --no-deskew, absent unless given (a recipe's setting then stands)."""
+    p.add_argument(
+        "--deskew",
+        dest="deskew",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help=f"{help_} (default: off)",
+    )
+
+
 def add_train(sub: Any) -> None:
     p = sub.add_parser(
         "train",
@@ -65,13 +76,7 @@ def add_train(sub: Any) -> None:
         p.add_argument(
             flag, dest=name, type=typ, default=argparse.SUPPRESS, help=f"{help_} (default: {shown})"
         )
-    p.add_argument(
-        "--deskew",
-        dest="deskew",
-        action=argparse.BooleanOptionalAction,
-        default=argparse.SUPPRESS,
-        help="shear every image upright first; the model deskews its inputs too (default: off)",
-    )
+    add_deskew_flag(p, "shear every image upright first; the model deskews its inputs too")
     p.add_argument(
         "--nesterov",
         dest="nesterov",
@@ -197,13 +202,7 @@ def add_augment_preview(sub: Any) -> None:
     for flag, name, typ, help_ in TRAIN_FLAGS:
         if name.startswith("aug_") or name in ("dataset", "seed"):
             p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
-    p.add_argument(
-        "--deskew",
-        dest="deskew",
-        action=argparse.BooleanOptionalAction,
-        default=argparse.SUPPRESS,
-        help="deskew the digits first, as training with --deskew does",
-    )
+    add_deskew_flag(p, "deskew the digits first, as training with --deskew does")
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
     p.set_defaults(func=cmd_augment_preview)
