@@ -4,6 +4,7 @@ on a clock: a kill happens when the database says trials are complete and one is
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -413,3 +414,14 @@ def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Pat
         env=env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 2 and "no such study" in r.stderr
+
+
+def test_a_study_from_before_a_setting_existed_resumes(tmp_path: Path) -> None:
+    cfg, study = study_in(tmp_path)
+    setup = study.user_attrs["setup"]
+    del setup["base"]["deskew"]  # as handnet 0.2.0 stored it
+    study.set_user_attr("setup", setup)
+    open_study(cfg, open_storage(cfg.storage), space=SPACE, base=PLAIN)  # no "other settings"
+    deskewed = dataclasses.replace(PLAIN, deskew=True)
+    with pytest.raises(Exception, match=r"other settings \(deskew\)"):
+        open_study(cfg, open_storage(cfg.storage), space=SPACE, base=deskewed)
