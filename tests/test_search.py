@@ -425,3 +425,17 @@ def test_a_study_from_before_a_setting_existed_resumes(tmp_path: Path) -> None:
     deskewed = dataclasses.replace(PLAIN, deskew=True)
     with pytest.raises(Exception, match=r"other settings \(deskew\)"):
         open_study(cfg, open_storage(cfg.storage), space=SPACE, base=deskewed)
+
+
+def test_search_on_deskewed_images_keeps_the_flag_in_its_models(
+    idx_dir: Path, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path}/d.db"
+    cmd = search_cmd(idx_dir, tmp_path, storage, "--deskew")
+    cmd[cmd.index("--trials") + 1], cmd[cmd.index("--epochs") + 1] = "2", "2"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    best = load_model(tmp_path / "runs" / "k" / "best.safetensors")
+    assert best.deskew and best.meta["config"]["deskew"] is True
+    study = optuna.load_study(study_name="k", storage=storage_url(storage))
+    assert study.user_attrs["setup"]["base"]["deskew"] is True

@@ -59,3 +59,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
+
+
+def add_deskew_flag(p: argparse.ArgumentParser, help_: str) -> None:
+    """--deskew / --no-deskew, absent unless given (a recipe's setting then stands)."""
+    p.add_argument(
+        "--deskew",
+        dest="deskew",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help=f"{help_} (default: off)",
+    )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import DEFAULTS, positive_int
+from handnet.cli.common import DEFAULTS, add_deskew_flag, positive_int
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -68,6 +68,7 @@ def add_search(sub: Any) -> None:
         default=DEFAULTS.seed,
         help="training seed shared by all trials (split, init, shuffle, dropout)",
     )
+    add_deskew_flag(p, "deskew every image first, as training with --deskew does")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where OUT/STUDY/ is created")
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
@@ -123,6 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "val_size": args.val_size,
             "seed": args.seed,
+            "deskew": getattr(args, "deskew", False),
         },
         where="flags",
     )

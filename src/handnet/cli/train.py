@@ -7,7 +7,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import DEFAULTS, load_config_file, positive_int, print_json, sizes
+from handnet.cli.common import (
+    DEFAULTS,
+    add_deskew_flag,
+    load_config_file,
+    positive_int,
+    print_json,
+    sizes,
+)
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -50,17 +57,6 @@ TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ),
     ("--finetune-ridge", "finetune_ridge", float, "ridge of the least-squares output layer"),
 ]
-
-
-def add_deskew_flag(p: argparse.ArgumentParser, help_: str) -> None:
-    """--deskew / --no-deskew, absent unless given (a recipe's setting then stands)."""
-    p.add_argument(
-        "--deskew",
-        dest="deskew",
-        action=argparse.BooleanOptionalAction,
-        default=argparse.SUPPRESS,
-        help=f"{help_} (default: off)",
-    )
 
 
 def add_train(sub: Any) -> None:
