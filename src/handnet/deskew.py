@@ -52,7 +52,7 @@ def _deskew_unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     cols = np.arange(W, dtype=np.float32) + alpha[:, None, None] * (
         r[None, :, None] - r_bar[:, None, None]
     )
-    return sample_bilinear(x, rows, cols.astype(np.float32), 0.0)
+    return sample_bilinear(x, rows, cols, 0.0)
 
 
 def deskew(images: npt.NDArray[np.generic], image_shape: tuple[int, ...]) -> npt.NDArray[np.uint8]:
@@ -68,6 +68,7 @@ def deskew(images: npt.NDArray[np.generic], image_shape: tuple[int, ...]) -> npt
     for i in range(0, len(images), CHUNK):
         part = images[i : i + CHUNK]
         if part.dtype == np.uint8:
+            # x / 255 rather than to_unit's x * (1/255): the recipes' reported runs used it
             x = part.reshape(-1, H, W).astype(np.float32) / np.float32(255)
         else:  # floats or other integers: the checks and scaling of every input
             x = to_unit(part, "input").reshape(-1, H, W)
