@@ -144,11 +144,12 @@ def open_study(
     if space is not None and base is not None:
         want = _jsonable(_setup(space, base))
         have = study.user_attrs.get("setup")
-        if have is not None:  # a setting added since the study began (deskew) had its default
-            have = {**have, "base": {**_jsonable(TrainConfig().to_dict()), **have["base"]}}
         if have is None:
             study.set_user_attr("setup", want)
-        elif have != want:
+            return study
+        # a setting added since the study began (deskew) ran with its default
+        have = {**have, "base": {**_jsonable(TrainConfig().to_dict()), **have["base"]}}
+        if have != want:
             diff = sorted(
                 k
                 for part in ("space", "base")

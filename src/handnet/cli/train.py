@@ -253,25 +253,23 @@ def add_finetune(sub: Any) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    import dataclasses
     import math
 
-    from handnet.data import load_dataset
     from handnet.finetune import finetune_output
     from handnet.io import load_model, save_model
+    from handnet.runs import load_run_data
     from handnet.train import Rngs, evaluate
 
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
         raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
     clf = load_model(args.model)
     cfg = TrainConfig.from_dict(dict(clf.meta.get("config", {})), where=f"{args.model} (config)")
-    data = load_dataset(
-        str(clf.meta.get("dataset", cfg.dataset)),
-        rng=Rngs.from_seed(cfg.seed).split,
-        val_size=cfg.val_size,
-        data_dir=args.data_dir,
-        mirror=args.mirror,
-        deskew=clf.deskew,
+    # the data and input preparation the model file itself records
+    cfg = dataclasses.replace(
+        cfg, dataset=str(clf.meta.get("dataset", cfg.dataset)), deskew=clf.deskew
     )
+    data = load_run_data(cfg, Rngs.from_seed(cfg.seed).split, args.data_dir, args.mirror)
     res = finetune_output(
         clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
     )
