@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from handnet.data import load_dataset
-from handnet.data.split import Normalization, to_unit
+from handnet.data.split import to_unit
 from handnet.deskew import deskew, slant
-from handnet.errors import ConfigError, ModelFileError
+from handnet.errors import ConfigError
 from handnet.io import load_model, save_model
 from handnet.model import MLP, Classifier
 from handnet.train import TrainConfig
@@ -81,36 +81,6 @@ def test_deskewed_dataset_and_model_files(tmp_path: Path) -> None:
     expected = data.norm.apply(to_unit(deskew(raw, (28, 28)), "x"))
     np.testing.assert_array_equal(back.prepare(raw), expected)  # inputs are deskewed too
     np.testing.assert_array_equal(back.prepare(raw.reshape(2, -1)), expected)
-
-
-def test_model_files_without_the_flag_do_not_deskew_and_a_bad_flag_is_refused(
-    tmp_path: Path,
-) -> None:
-    import json
-    import struct
-
-    net = MLP(784, (8,), 10, rng=np.random.default_rng(0))
-    clf = Classifier(net, Normalization(0.1, 0.3), [str(i) for i in range(10)], (28, 28))
-    raw = save_model(clf, tmp_path / "m.safetensors").read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-
-    def with_deskew(value: object, name: str) -> Path:
-        meta = json.loads(header["__metadata__"]["handnet"])
-        if value is None:
-            del meta["normalization"]["deskew"]  # a file written before deskewing existed
-        else:
-            meta["normalization"]["deskew"] = value
-        h = json.loads(json.dumps(header))
-        h["__metadata__"]["handnet"] = json.dumps(meta)
-        hb = json.dumps(h).encode()
-        p = tmp_path / name
-        p.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[8 + n :])
-        return p
-
-    assert load_model(with_deskew(None, "old.safetensors")).deskew is False
-    with pytest.raises(ModelFileError, match=r"normalization\.deskew must be true or false"):
-        load_model(with_deskew("yes", "bad.safetensors"))
 
 
 def test_config_switch_must_be_a_boolean() -> None:

@@ -85,6 +85,10 @@ BAD_FILES = {
         _rewrite(GOOD, lambda h, m: m.pop("normalization")),
         "metadata is incomplete",
     ),
+    "deskew not a boolean": (
+        _rewrite(GOOD, lambda h, m: m["normalization"].update(deskew="yes")),
+        r"normalization\.deskew must be true or false",
+    ),
     "missing tensor": (_tensors_with(drop="layers.0.b"), "needs"),
     "extra tensor": (_tensors_with(extra={"layers.9.W": np.zeros(0, np.float32)}), "extra"),
     "wrong shape": (_tensors_with(reshape=True), "has shape"),
@@ -101,6 +105,12 @@ def test_bad_model_files(tmp_path: Path, case: str) -> None:
     with pytest.raises(ModelFileError, match=message) as e:
         load_model(p)
     assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_files_from_before_deskewing_load_as_not_deskewed(tmp_path: Path) -> None:
+    p = tmp_path / "old.safetensors"
+    p.write_bytes(_rewrite(GOOD, lambda h, m: m["normalization"].pop("deskew")))
+    assert load_model(p).deskew is False
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
