@@ -241,31 +241,34 @@ def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     assert handnet("augment-preview", "--out", str(out), "--aug-scale", "2").returncode == 2
 
 
-def test_deskew_flag_reaches_the_model_and_mixes_in_committees(
+def test_shape_flags_reach_the_model_and_mix_in_committees(
     trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
 ) -> None:  # type: ignore[type-arg]
     plain, _ = trained
     r = handnet(
         *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "2"),
-        *("--val-size", "100", "--deskew", "--out", str(tmp_path / "a"), "--json"),
+        *("--val-size", "100", "--deskew", "--width-normalize", "16"),
+        *("--out", str(tmp_path / "a"), "--json"),
     )
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     model = Path(m["model"])
     cfg = model.parent / "config.toml"
-    assert "deskew = true" in cfg.read_text()
-    assert "deskewed, normalization" in handnet("info", str(model)).stdout
+    assert "deskew = true" in cfg.read_text() and "width_normalize = 16" in cfg.read_text()
+    assert "deskewed, width 16 px, normalization" in handnet("info", str(model)).stdout
     ev = json.loads(handnet("evaluate", str(model), "--dataset", str(idx_dir), "--json").stdout)
-    assert ev["accuracy"] == pytest.approx(m["test_accuracy"])  # test images deskewed again
+    assert ev["accuracy"] == pytest.approx(m["test_accuracy"])  # test images normalized again
     r = handnet("evaluate", str(model), str(plain), "--dataset", str(idx_dir), "--json")
     assert r.returncode == 0, r.stderr  # each member prepares its own inputs
     r = handnet(
-        *("train", "--config", str(cfg), "--no-deskew", "--epochs", "1"),
-        *("--out", str(tmp_path / "b"), "--json"),
+        *("train", "--config", str(cfg), "--no-deskew", "--width-normalize", "0"),
+        *("--epochs", "1", "--out", str(tmp_path / "b"), "--json"),
     )
     assert r.returncode == 0, r.stderr
     back = Path(json.loads(r.stdout)["model"]).parent / "config.toml"
-    assert "deskew = false" in back.read_text()
+    assert "deskew = false" in back.read_text() and "width_normalize = 0" in back.read_text()
+    r = handnet("train", "--width-normalize", "40", "--epochs", "1", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "width_normalize=40" in r.stderr
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]

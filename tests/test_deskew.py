@@ -1,19 +1,13 @@
-"""Deskewing: slanted strokes come out upright, upright ones unchanged; models remember it."""
+"""Deskewing: slanted strokes come out upright, upright ones unchanged (its use by datasets and
+model files is tested with width normalization in test_geometry)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from handnet.data import load_dataset
-from handnet.data.split import to_unit
 from handnet.deskew import deskew, slant
 from handnet.errors import ConfigError
-from handnet.io import load_model, save_model
-from handnet.model import MLP, Classifier
-from handnet.train import TrainConfig
 
 
 def stroke(top: tuple[float, float], bottom: tuple[float, float], width: float = 1.2) -> np.ndarray:
@@ -65,25 +59,3 @@ def test_input_layouts_agree_and_batches_are_independent() -> None:
 def test_needs_two_dimensional_images() -> None:
     with pytest.raises(ConfigError, match="deskew: needs images of shape"):
         deskew(np.zeros((2, 20), np.uint8), (20,))
-
-
-def test_deskewed_dataset_and_model_files(tmp_path: Path) -> None:
-    plain = load_dataset("mnist", rng=np.random.default_rng(0), val_size=100)
-    data = load_dataset("mnist", rng=np.random.default_rng(0), val_size=100, deskew=True)
-    assert data.deskew and not plain.deskew
-    np.testing.assert_array_equal(data.y_train, plain.y_train)  # the same split
-    assert not np.array_equal(data.X_test, plain.X_test)
-    net = MLP(784, (8,), 10, rng=np.random.default_rng(0))
-    clf = Classifier(net, data.norm, data.classes, (28, 28), {}, deskew=True)
-    back = load_model(save_model(clf, tmp_path / "m.safetensors"))
-    assert back.deskew
-    raw = np.stack([stroke((4, 18), (23, 9)), stroke((4, 14), (23, 14))])
-    expected = data.norm.apply(to_unit(deskew(raw, (28, 28)), "x"))
-    np.testing.assert_array_equal(back.prepare(raw), expected)  # inputs are deskewed too
-    np.testing.assert_array_equal(back.prepare(raw.reshape(2, -1)), expected)
-
-
-def test_config_switch_must_be_a_boolean() -> None:
-    assert TrainConfig(deskew=True).deskew
-    with pytest.raises(ConfigError, match="deskew='yes': must be true or false"):
-        TrainConfig.from_dict({"deskew": "yes"})

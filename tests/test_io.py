@@ -13,6 +13,7 @@ from safetensors.numpy import save as st_save
 
 from handnet.data.split import Normalization
 from handnet.errors import HandnetError, ModelFileError
+from handnet.geometry import PLAIN
 from handnet.io import atomic_write_bytes, load_model, model_bytes, read_metadata, save_model
 from handnet.model import MLP, Classifier
 
@@ -87,7 +88,11 @@ BAD_FILES = {
     ),
     "deskew not a boolean": (
         _rewrite(GOOD, lambda h, m: m["normalization"].update(deskew="yes")),
-        r"normalization\.deskew must be true or false",
+        r"normalization: deskew='yes': must be true or false",
+    ),
+    "width out of range": (
+        _rewrite(GOOD, lambda h, m: m["normalization"].update(width=40)),
+        r"normalization: width_normalize=40: must be 0 \(off\) or 2 to 28",
     ),
     "missing tensor": (_tensors_with(drop="layers.0.b"), "needs"),
     "extra tensor": (_tensors_with(extra={"layers.9.W": np.zeros(0, np.float32)}), "extra"),
@@ -107,10 +112,13 @@ def test_bad_model_files(tmp_path: Path, case: str) -> None:
     assert "\n" not in str(e.value) and str(p) in str(e.value)
 
 
-def test_files_from_before_deskewing_load_as_not_deskewed(tmp_path: Path) -> None:
+def test_files_from_before_shape_normalization_load_without_it(tmp_path: Path) -> None:
+    def as_before(h: dict, m: dict) -> None:  # type: ignore[type-arg]
+        del m["normalization"]["deskew"], m["normalization"]["width"]  # 0.2.0 had neither
+
     p = tmp_path / "old.safetensors"
-    p.write_bytes(_rewrite(GOOD, lambda h, m: m["normalization"].pop("deskew")))
-    assert load_model(p).deskew is False
+    p.write_bytes(_rewrite(GOOD, as_before))
+    assert load_model(p).geometry == PLAIN
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

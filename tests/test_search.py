@@ -27,6 +27,7 @@ from conftest import require, tiny_dataset
 
 from handnet.data import Dataset, write_idx
 from handnet.data.split import Normalization
+from handnet.geometry import Geometry
 from handnet.io import load_model
 from handnet.search import Objective, SearchConfig, counts_toward_budget, open_study, search
 from handnet.search_results import finalize_best, leaderboard
@@ -419,23 +420,25 @@ def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Pat
 def test_a_study_from_before_a_setting_existed_resumes(tmp_path: Path) -> None:
     cfg, study = study_in(tmp_path)
     setup = study.user_attrs["setup"]
-    del setup["base"]["deskew"]  # as handnet 0.2.0 stored it
+    del setup["base"]["deskew"], setup["base"]["width_normalize"]  # as handnet 0.2.0 stored it
     study.set_user_attr("setup", setup)
     open_study(cfg, open_storage(cfg.storage), space=SPACE, base=PLAIN)  # no "other settings"
-    deskewed = dataclasses.replace(PLAIN, deskew=True)
-    with pytest.raises(Exception, match=r"other settings \(deskew\)"):
-        open_study(cfg, open_storage(cfg.storage), space=SPACE, base=deskewed)
+    normalized = dataclasses.replace(PLAIN, deskew=True, width_normalize=16)
+    with pytest.raises(Exception, match=r"other settings \(deskew, width_normalize\)"):
+        open_study(cfg, open_storage(cfg.storage), space=SPACE, base=normalized)
 
 
-def test_search_on_deskewed_images_keeps_the_flag_in_its_models(
+def test_search_on_normalized_digits_keeps_the_flags_in_its_models(
     idx_dir: Path, tmp_path: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path}/d.db"
-    cmd = search_cmd(idx_dir, tmp_path, storage, "--deskew")
+    cmd = search_cmd(idx_dir, tmp_path, storage, "--deskew", "--width-normalize", "16")
     cmd[cmd.index("--trials") + 1], cmd[cmd.index("--epochs") + 1] = "2", "2"
     r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=300)
     assert r.returncode == 0, r.stderr
     best = load_model(tmp_path / "runs" / "k" / "best.safetensors")
-    assert best.deskew and best.meta["config"]["deskew"] is True
+    assert best.geometry == Geometry(deskew=True, width=16)
+    assert best.meta["config"]["deskew"] is True and best.meta["config"]["width_normalize"] == 16
     study = optuna.load_study(study_name="k", storage=storage_url(storage))
-    assert study.user_attrs["setup"]["base"]["deskew"] is True
+    base = study.user_attrs["setup"]["base"]
+    assert base["deskew"] is True and base["width_normalize"] == 16

@@ -11,8 +11,9 @@ read bilinearly (`handnet.augment.sample_bilinear`, batched, no loop over images
 back to 8 bits, like the dataset they come from, so a deskewed dataset is again a uint8 dataset
 and everything downstream (splits, normalization, augmentation, model files) is unchanged.
 
-A model trained on deskewed digits records it (``Classifier.deskew``) and deskews every input
-it is given, so evaluation, prediction and committees see what it was trained on.
+A model trained on deskewed digits records it (``Classifier.geometry``, `handnet.geometry`) and
+deskews every input it is given, so evaluation, prediction and committees see what it was
+trained on.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from handnet.data.split import Normalization
-from handnet.errors import HandnetError, ModelFileError
+from handnet.errors import ConfigError, HandnetError, ModelFileError
+from handnet.geometry import Geometry
 from handnet.model import MLP, Classifier
 from handnet.version import __version__
 
@@ -83,7 +84,12 @@ def model_bytes(clf: Classifier) -> bytes:
         **clf.meta,
         "format_version": FORMAT_VERSION,
         "architecture": _architecture(clf.net),
-        "normalization": {"mean": clf.norm.mean, "std": clf.norm.std, "deskew": clf.deskew},
+        "normalization": {
+            "mean": clf.norm.mean,
+            "std": clf.norm.std,
+            "deskew": clf.geometry.deskew,
+            "width": clf.geometry.width,
+        },
         "classes": clf.classes,
         "image_shape": list(clf.image_shape),
     }
@@ -207,11 +213,12 @@ def load_model(path: str | Path) -> Classifier:
         norm = Normalization(
             float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
         )
-        deskew = meta["normalization"].get("deskew", False)  # absent in files before 0.3.0
-        if not isinstance(deskew, bool):
-            raise ModelFileError(
-                f"{path}: normalization.deskew must be true or false, not {deskew!r}"
+        try:  # deskew is absent in files before 0.3.0, width before 0.4.0
+            geometry = Geometry(
+                meta["normalization"].get("deskew", False), meta["normalization"].get("width", 0)
             )
+        except ConfigError as e:
+            raise ModelFileError(f"{path}: normalization: {e}") from None
         classes = [str(c) for c in meta["classes"]]
         image_shape = tuple(int(d) for d in meta["image_shape"])
     except (KeyError, TypeError, ValueError) as e:
@@ -237,4 +244,4 @@ def load_model(path: str | Path) -> Classifier:
         if not np.all(np.isfinite(t)):
             raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
         p[...] = t
-    return Classifier(net, norm, classes, image_shape, meta, deskew=deskew)
+    return Classifier(net, norm, classes, image_shape, meta, geometry=geometry)

@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.data.split import Normalization, to_unit
-from handnet.deskew import deskew
 from handnet.errors import DatasetError
+from handnet.geometry import PLAIN, Geometry
 from handnet.layers import ACTIVATIONS, Dense, Dropout, Layer
 
 Array = npt.NDArray[np.floating]
@@ -117,8 +117,8 @@ class Classifier:
     """A trained network with what it needs to be used: input normalization and class names.
 
     ``predict_proba`` takes raw images (uint8 in [0, 255] or floats in [0, 1]), shaped (N, H, W)
-    or (N, D), and applies the same deskewing (if ``deskew``), scaling and standardization the
-    network was trained with.
+    or (N, D), and applies the same shape normalization (``geometry``: deskewing, width),
+    scaling and standardization the network was trained with.
     """
 
     net: MLP
@@ -126,15 +126,14 @@ class Classifier:
     classes: list[str]
     image_shape: tuple[int, ...]
     meta: dict[str, Any] = field(default_factory=dict)
-    deskew: bool = False
+    geometry: Geometry = PLAIN
 
     def prepare(self, images: npt.NDArray[np.generic]) -> Array:
         images = np.asarray(images)
         features = math.prod(images.shape[1:])
         if features != self.net.n_in:
             raise DatasetError(f"input has {features} features, the model expects {self.net.n_in}")
-        if self.deskew:
-            images = deskew(images, self.image_shape)
+        images = self.geometry.apply(images, self.image_shape)
         return self.norm.apply(to_unit(images, "input"))
 
     def predict_proba(self, images: npt.NDArray[np.generic]) -> Array:

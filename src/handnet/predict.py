@@ -23,7 +23,7 @@ ImageSource = str | Path | bytes | npt.NDArray[Any]
 @dataclass
 class Prediction:
     """The model's answer for one image, and the 28x28 input it was given (uint8, white ink on
-    black; a model trained on deskewed digits deskews it before use)."""
+    black; a model trained on deskewed or width-normalized digits does the same to it before use)."""
 
     source: str
     label: str

@@ -223,7 +223,7 @@ def _dataset_rows(view: RunView) -> list[tuple[str, str]]:
     rows.append(
         (
             "normalization",
-            ("deskewed, then " if clf.deskew else "")
+            (f"{clf.geometry.describe()}, then " if clf.geometry else "")
             + f"(x - {clf.norm.mean:.4f}) / {clf.norm.std:.4f}, pixels in [0, 1]",
         )
     )

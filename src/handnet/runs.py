@@ -78,15 +78,15 @@ def load_run_data(
     data_dir: str | Path | None = None,
     mirror: str | None = None,
 ) -> Dataset:
-    """The dataset ``cfg`` names, split with ``split_rng`` (its seed's split stream), deskewed
-    if ``cfg.deskew``: what a run, its resumption and a search trial all train on."""
+    """The dataset ``cfg`` names, split with ``split_rng`` (its seed's split stream), shape-normalized
+    as ``cfg.geometry`` says: what a run, its resumption and a search trial all train on."""
     return load_dataset(
         cfg.dataset,
         rng=split_rng,
         val_size=cfg.val_size,
         data_dir=data_dir,
         mirror=mirror,
-        deskew=cfg.deskew,
+        geometry=cfg.geometry,
     )
 
 
@@ -324,7 +324,7 @@ def _finish(
             "metrics": {k: v for k, v in metrics.items() if k != "test_confusion"},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
-        deskew=data.deskew,
+        geometry=data.geometry,
     )
     model_path = run_dir / f"{name}.safetensors"
     written: list[Path] = []

@@ -147,7 +147,7 @@ def open_study(
         if have is None:
             study.set_user_attr("setup", want)
             return study
-        # a setting added since the study began (deskew) ran with its default
+        # a setting added since the study began (deskew, width_normalize) ran with its default
         have = {**have, "base": {**_jsonable(TrainConfig().to_dict()), **have["base"]}}
         if have != want:
             diff = sorted(
@@ -303,7 +303,7 @@ class Objective:
                 "trial": trial.number,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
-            deskew=self.data.deskew,
+            geometry=self.data.geometry,
         )
         run_dir = self.trial_dir / name
         run_dir.mkdir(parents=True, exist_ok=False)

@@ -71,8 +71,8 @@ class PredictResponse(BaseModel):
     classes: list[str]
     probabilities: list[float] = Field(description="one per class, in `classes` order")
     input: list[list[int]] = Field(
-        description="the preprocessed input given to the model (which deskews it first if it was "
-        "trained on deskewed digits): side x side, 0-255, white ink on black"
+        description="the preprocessed input given to the model (which first deskews it or "
+        "normalizes its width if it was trained that way): side x side, 0-255, white ink on black"
     )
     hidden: list[Unit] | None = Field(None, description="with explain=true: the strongest units")
 

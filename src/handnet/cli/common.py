@@ -61,12 +61,25 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
 
 
-def add_deskew_flag(p: argparse.ArgumentParser, help_: str) -> None:
-    """--deskew / --no-deskew, absent unless given (a recipe's setting then stands)."""
+GEOMETRY_FLAGS = ("deskew", "width_normalize")  # the TrainConfig names of the flags below
+
+
+def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
+    """--deskew / --no-deskew and --width-normalize PX (handnet.geometry), absent unless given (a
+    recipe's settings then stand). ``then``: what follows from them, for the help text."""
     p.add_argument(
         "--deskew",
         dest="deskew",
         action=argparse.BooleanOptionalAction,
         default=argparse.SUPPRESS,
-        help=f"{help_} (default: off)",
+        help=f"shear every digit upright first; {then} (default: off)",
+    )
+    p.add_argument(
+        "--width-normalize",
+        dest="width_normalize",
+        type=positive_int,
+        metavar="PX",
+        default=argparse.SUPPRESS,
+        help="scale every digit horizontally to PX pixels of ink, after deskewing (Meier et al. "
+        f"2011 used 10 to 20 for committee members); {then} (default: 0, off)",
     )

@@ -98,7 +98,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"network      {clf.net!r}",
         f"parameters   {n_params:,}",
         f"classes      {', '.join(clf.classes)}",
-        f"dataset      {meta.get('dataset', '?')}  ({'deskewed, ' if clf.deskew else ''}"
+        f"dataset      {meta.get('dataset', '?')}  ({clf.geometry.describe() + ', ' if clf.geometry else ''}"
         f"normalization mean {clf.norm.mean:.4f}, std {clf.norm.std:.4f})",
         f"created      {meta.get('created', '?')} with handnet {meta.get('handnet_version', '?')}",
     ]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import DEFAULTS, add_deskew_flag, positive_int
+from handnet.cli.common import DEFAULTS, GEOMETRY_FLAGS, add_geometry_flags, positive_int
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -68,7 +68,7 @@ def add_search(sub: Any) -> None:
         default=DEFAULTS.seed,
         help="training seed shared by all trials (split, init, shuffle, dropout)",
     )
-    add_deskew_flag(p, "deskew every image first, as training with --deskew does")
+    add_geometry_flags(p, "every trial's model does the same to its inputs")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where OUT/STUDY/ is created")
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
@@ -124,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "val_size": args.val_size,
             "seed": args.seed,
-            "deskew": getattr(args, "deskew", False),
+            **{k: getattr(args, k) for k in GEOMETRY_FLAGS if k in args},
         },
         where="flags",
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 from handnet.cli.common import (
     DEFAULTS,
-    add_deskew_flag,
+    GEOMETRY_FLAGS,
+    add_geometry_flags,
     load_config_file,
     positive_int,
     print_json,
@@ -72,7 +73,7 @@ def add_train(sub: Any) -> None:
         p.add_argument(
             flag, dest=name, type=typ, default=argparse.SUPPRESS, help=f"{help_} (default: {shown})"
         )
-    add_deskew_flag(p, "shear every image upright first; the model deskews its inputs too")
+    add_geometry_flags(p, "the model does the same to its inputs")
     p.add_argument(
         "--nesterov",
         dest="nesterov",
@@ -129,8 +130,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     for switch in ("nesterov", "finetune", "aug_thread"):
         if hasattr(args, switch):
             values[switch] = True
-    if hasattr(args, "deskew"):  # --deskew or --no-deskew
-        values["deskew"] = args.deskew
+    values.update({k: getattr(args, k) for k in GEOMETRY_FLAGS if k in args})
     return TrainConfig.from_dict(values, where=where)
 
 
@@ -193,12 +193,14 @@ def add_augment_preview(sub: Any) -> None:
     p.add_argument("--versions", type=positive_int, default=2, help="augmented rows per row")
     p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     p.add_argument(
-        "--config", type=Path, help="a TOML recipe whose aug_* (and deskew) settings to use"
+        "--config",
+        type=Path,
+        help="a TOML recipe whose aug_* (and deskew, width_normalize) settings to use",
     )
     for flag, name, typ, help_ in TRAIN_FLAGS:
         if name.startswith("aug_") or name in ("dataset", "seed"):
             p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
-    add_deskew_flag(p, "deskew the digits first, as training with --deskew does")
+    add_geometry_flags(p, "as training with it does")
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
     p.set_defaults(func=cmd_augment_preview)
@@ -210,23 +212,20 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     from handnet.augment import Augmenter, AugmentSpec
     from handnet.data import load_splits
     from handnet.data.split import to_unit
-    from handnet.deskew import deskew
     from handnet.preview import preview_grid, write_preview
 
     if args.n < 1 or args.versions < 1:
         raise ConfigError("--n and --versions must be >= 1")
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     values.update({k: v for k, v in vars(args).items() if k.startswith("aug_")})
-    values.update({k: getattr(args, k) for k in ("seed", "dataset", "deskew") if k in args})
+    values.update({k: getattr(args, k) for k in ("seed", "dataset", *GEOMETRY_FLAGS) if k in args})
     cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
     spec = cfg.augment_spec()
     if not spec.active:
         spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
     splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
     shape = tuple(int(d) for d in splits.X_train.shape[1:])
-    raw = splits.X_train[: args.n]
-    if cfg.deskew:  # show what training would see
-        raw = deskew(raw, shape)
+    raw = cfg.geometry.apply(splits.X_train[: args.n], shape)  # what training would see
     X = to_unit(raw, cfg.dataset)  # (n, D) in [0, 1]; black is 0
     aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
     versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
@@ -267,7 +266,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_dict(dict(clf.meta.get("config", {})), where=f"{args.model} (config)")
     # the data and input preparation the model file itself records
     cfg = dataclasses.replace(
-        cfg, dataset=str(clf.meta.get("dataset", cfg.dataset)), deskew=clf.deskew
+        cfg,
+        dataset=str(clf.meta.get("dataset", cfg.dataset)),
+        deskew=clf.geometry.deskew,
+        width_normalize=clf.geometry.width,
     )
     data = load_run_data(cfg, Rngs.from_seed(cfg.seed).split, args.data_dir, args.mirror)
     res = finetune_output(

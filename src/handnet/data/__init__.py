@@ -15,8 +15,8 @@ import numpy.typing as npt
 from handnet.data.formats import Splits, load_mat, load_npz, read_idx, read_idx_pair, write_idx
 from handnet.data.registry import DATASETS, load_named, read_idx_dir
 from handnet.data.split import Normalization, stratified_split, to_unit
-from handnet.deskew import deskew as deskew_images
 from handnet.errors import DatasetError
+from handnet.geometry import PLAIN, Geometry
 
 __all__ = [
     "DATASETS",
@@ -49,7 +49,7 @@ class Dataset:
     y_val: npt.NDArray[np.int64]
     X_test: npt.NDArray[np.float32]
     y_test: npt.NDArray[np.int64]
-    deskew: bool = False  # the images were deskewed (handnet.deskew) before scaling
+    geometry: Geometry = PLAIN  # the shape normalization applied before scaling
 
     @property
     def n_features(self) -> int:
@@ -102,19 +102,19 @@ def load_dataset(
     val_size: int = DEFAULT_VAL_SIZE,
     data_dir: str | Path | None = None,
     mirror: str | None = None,
-    deskew: bool = False,
+    geometry: Geometry = PLAIN,
 ) -> Dataset:
     """Load, split off a stratified validation set with ``rng``, and standardize with train stats.
 
-    With ``deskew`` every image (training and test) is first deskewed (`handnet.deskew`).
+    Every image (training and test) is first shape-normalized by ``geometry`` (`handnet.geometry`).
     """
     splits, classes = load_splits(source, data_dir, mirror)
     image_shape = tuple(int(d) for d in splits.X_train.shape[1:])
-    if deskew:
+    if geometry:
         splits = Splits(
-            deskew_images(splits.X_train, image_shape),
+            geometry.apply(splits.X_train, image_shape),
             splits.y_train,
-            deskew_images(splits.X_test, image_shape),
+            geometry.apply(splits.X_test, image_shape),
             splits.y_test,
         )
     X_all = to_unit(splits.X_train, f"{source} (train)")
@@ -134,7 +134,7 @@ def load_dataset(
         y_val=splits.y_train[va],
         X_test=norm.apply(X_test),
         y_test=splits.y_test,
-        deskew=deskew,
+        geometry=geometry,
     )
 
 
