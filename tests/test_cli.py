@@ -239,6 +239,8 @@ def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     # 8 columns of 28 + 2 px; 2 blocks of (1 original + 2 augmented) rows; zoomed 3x
     assert (width, height) == (3 * (8 * 30 + 2), 3 * (6 * 30 + 2))
     assert handnet("augment-preview", "--out", str(out), "--aug-scale", "2").returncode == 2
+    r = handnet("augment-preview", "--n", "4", "--width-normalize", "12", "--out", str(out))
+    assert r.returncode == 0 and "4 digits (width 12 px)" in r.stdout, r.stderr
 
 
 def test_shape_flags_reach_the_model_and_mix_in_committees(

@@ -230,7 +230,8 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
     versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
     path = write_preview(args.out, preview_grid(X.reshape(-1, *shape), versions))
-    print(f"{path}: {args.n} digits, {args.versions} augmented versions each ({spec})")
+    shaped = f" ({cfg.geometry.describe()})" if cfg.geometry else ""
+    print(f"{path}: {args.n} digits{shaped}, {args.versions} augmented versions each ({spec})")
     return 0
 
 
