@@ -14,7 +14,7 @@ from handnet.data.split import to_unit
 from handnet.deskew import deskew
 from handnet.errors import ConfigError
 from handnet.geometry import INK, PLAIN, Geometry, ink_width, normalize_width
-from handnet.io import load_model, save_model
+from handnet.io import load_model, read_metadata, save_model
 from handnet.model import MLP, Classifier
 from handnet.train import TrainConfig
 
@@ -113,8 +113,10 @@ def test_normalized_dataset_and_model_files(tmp_path: Path) -> None:
     assert not np.array_equal(data.X_test, plain.X_test)
     net = MLP(784, (8,), 10, rng=np.random.default_rng(0))
     clf = Classifier(net, data.norm, data.classes, (28, 28), {}, geometry=geometry)
-    back = load_model(save_model(clf, tmp_path / "m.safetensors"))
+    path = save_model(clf, tmp_path / "m.safetensors")
+    back = load_model(path)
     assert back.geometry == geometry
+    assert read_metadata(path)["format_version"] == 2  # handnet 0.3.0 (format 1 only) refuses it
     raw = np.stack([stroke((4, 18), (23, 9)), ring((9, 18))])
     expected = data.norm.apply(to_unit(geometry.apply(raw, (28, 28)), "x"))
     np.testing.assert_array_equal(back.prepare(raw), expected)  # inputs are normalized too

@@ -28,7 +28,9 @@ from handnet.geometry import Geometry
 from handnet.model import MLP, Classifier
 from handnet.version import __version__
 
-FORMAT_VERSION = 1
+# A file carries the oldest format version whose readers prepare its inputs right: 1, or 2 for
+# a width-normalizing model (normalization.width, which a reader of format 1 would ignore).
+FORMAT_VERSIONS = (1, 2)
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
@@ -82,7 +84,7 @@ def model_bytes(clf: Classifier) -> bytes:
             raise HandnetError(f"refusing to save a model with non-finite weights ({k})")
     meta = {
         **clf.meta,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if clf.geometry.width else 1,
         "architecture": _architecture(clf.net),
         "normalization": {
             "mean": clf.norm.mean,
@@ -175,9 +177,10 @@ def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path}: handnet metadata is not a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS or isinstance(version, bool):
         raise ModelFileError(
-            f"{path}: model format version {version!r} is not supported (this handnet reads {FORMAT_VERSION})"
+            f"{path}: model format version {version!r} is not supported "
+            f"(this handnet reads {', '.join(map(str, FORMAT_VERSIONS))})"
         )
     return meta
 
