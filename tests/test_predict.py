@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from PIL import Image, ImageDraw
 import handnet
 from handnet.data import Dataset
 from handnet.data.registry import load_bundled_mnist
+from handnet.geometry import Geometry
 from handnet.io import load_model
 from handnet.predict import strongest_units
 
@@ -96,6 +98,17 @@ def test_prediction_carries_probabilities_and_the_input(mnist_model: Path, digit
         and len(d["top"]) == 2
         and set(d["probabilities"]) == set(clf.classes)
     )
+    np.testing.assert_array_equal(pred.seen, pred.input)  # a model without shape normalization
+
+
+def test_prediction_shows_the_input_as_a_shape_normalizing_model_saw_it(
+    mnist_model: Path, digits: tuple
+) -> None:
+    clf = dataclasses.replace(load_model(mnist_model), geometry=Geometry(deskew=True, width=14))
+    (pred,) = handnet.predict_images(clf, [digits[0][3]])
+    np.testing.assert_array_equal(pred.seen, clf.geometry.apply(pred.input[None], (28, 28))[0])
+    assert not np.array_equal(pred.seen, pred.input)
+    np.testing.assert_allclose(pred.probabilities, clf.predict_proba(pred.input[None])[0])
 
 
 def test_strongest_units_explain_the_winning_logit(mnist_model: Path, digits: tuple) -> None:

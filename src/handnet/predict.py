@@ -22,14 +22,16 @@ ImageSource = str | Path | bytes | npt.NDArray[Any]
 
 @dataclass
 class Prediction:
-    """The model's answer for one image, and the 28x28 input it was given (uint8, white ink on
-    black; a model trained on deskewed or width-normalized digits does the same to it before use)."""
+    """The model's answer for one image, the 28x28 input it was given (uint8, white ink on black),
+    and that input as the network saw it: deskewed or width-normalized if the model was trained so
+    (`Classifier.geometry`), else the same image."""
 
     source: str
     label: str
     probabilities: npt.NDArray[np.float32]  # one per class, in ``classes`` order
     classes: list[str]
     input: npt.NDArray[np.uint8]
+    seen: npt.NDArray[np.uint8]
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.probabilities, kind="stable")[:k]
@@ -76,9 +78,10 @@ def predict_images(
     labels = list(names) if names is not None else [_name(s, i) for i, s in enumerate(images)]
     inputs = np.stack([prepare_image(clf, s, n) for s, n in zip(images, labels)])
     probs = clf.predict_proba(inputs)
+    seen = clf.geometry.apply(inputs, inputs.shape[1:])  # what predict_proba fed the network
     return [
-        Prediction(n, clf.classes[int(p.argmax())], p.copy(), list(clf.classes), x)
-        for n, p, x in zip(labels, probs, inputs)
+        Prediction(n, clf.classes[int(p.argmax())], p.copy(), list(clf.classes), x, v)
+        for n, p, x, v in zip(labels, probs, inputs, seen)
     ]
 
 

@@ -71,8 +71,8 @@ class PredictResponse(BaseModel):
     classes: list[str]
     probabilities: list[float] = Field(description="one per class, in `classes` order")
     input: list[list[int]] = Field(
-        description="the preprocessed input given to the model (which first deskews it or "
-        "normalizes its width if it was trained that way): side x side, 0-255, white ink on black"
+        description="the preprocessed input as the network saw it (deskewed or width-normalized "
+        "if the model was trained that way): side x side, 0-255, white ink on black"
     )
     hidden: list[Unit] | None = Field(None, description="with explain=true: the strongest units")
 
@@ -250,7 +250,7 @@ def _response(pred: Prediction, top: int, units: list[Any] | None) -> PredictRes
         top=[ClassProbability(label=c, probability=p) for c, p in pred.top(top)],
         classes=pred.classes,
         probabilities=[float(p) for p in pred.probabilities],
-        input=pred.input.tolist(),
+        input=pred.seen.tolist(),
         hidden=hidden,
     )
 
