@@ -119,6 +119,7 @@ def test_page_static_files_model_info_and_openapi(client: TestClient) -> None:
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     info = client.get("/api/model").json()
     assert info["side"] == 28 and info["parameters"] == 784 * 128 + 128 + 128 * 10 + 10
+    assert info["shape_normalization"] == ""  # the model neither deskews nor normalizes widths
     schema = client.get("/openapi.json").json()
     assert {"/api/predict", "/api/predict/image", "/api/model"} <= set(schema["paths"])
     post = schema["paths"]["/api/predict"]["post"]

@@ -84,6 +84,10 @@ class ModelInfo(BaseModel):
     dataset: str | None
     test_accuracy: float | None
     parameters: int
+    shape_normalization: str = Field(
+        description="what the model itself does to an input after preprocessing, as it was "
+        'trained: e.g. "deskewed, width 16 px"; empty for nothing'
+    )
 
 
 class Problem(BaseModel):
@@ -177,6 +181,7 @@ def create_app(clf: Classifier, *, max_bytes: int = 2_000_000) -> Any:
         dataset=clf.meta.get("dataset"),
         test_accuracy=metrics.get("test_accuracy"),
         parameters=int(sum(p.size for p in clf.net.parameters().values())),
+        shape_normalization=clf.geometry.describe(),
     )
 
     def answer(data: bytes, top: int, explain: bool) -> PredictResponse:

@@ -178,6 +178,10 @@ fetch("/api/model").then((r) => r.json()).then((m) => {
   const acc = m.test_accuracy != null ? ` · ${(m.test_accuracy * 100).toFixed(2)}% on the ${m.dataset} test set` : "";
   document.getElementById("model-info").textContent =
     `${m.network.replace(/^MLP\(\[|\]\)$/g, "").replace(/Dropout\([^)]*\), /g, "")} · ${m.parameters.toLocaleString("en")} parameters${acc}`;
+  if (m.shape_normalization) {
+    document.getElementById("shape-note").textContent =
+      ` Then, as this model was trained: ${m.shape_normalization}.`;
+  }
   clearPad();
 }).catch(() => { document.getElementById("model-info").textContent = "model info unavailable"; });
 
