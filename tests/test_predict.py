@@ -109,13 +109,18 @@ def test_prediction_shows_the_input_as_a_shape_normalizing_model_saw_it(
     np.testing.assert_array_equal(pred.seen, clf.geometry.apply(pred.input[None], (28, 28))[0])
     assert not np.array_equal(pred.seen, pred.input)
     np.testing.assert_allclose(pred.probabilities, clf.predict_proba(pred.input[None])[0])
+    units = strongest_units(clf, pred.seen, k=clf.net.hidden_sizes[0])  # explained as seen
+    c = clf.classes.index(pred.label)
+    logit = clf.net.predict_logits(clf.prepare(pred.input[None]))[0, c]
+    b2 = clf.net.dense_layers()[1].params["b"][c]
+    assert np.isclose(sum(u.score for u in units) + b2, logit, rtol=1e-4, atol=1e-4)
 
 
 def test_strongest_units_explain_the_winning_logit(mnist_model: Path, digits: tuple) -> None:
     """With one hidden layer, sum_j h_j W2[j, c] + b2[c] is exactly the logit of class c."""
     clf = load_model(mnist_model)
     (pred,) = handnet.predict_images(clf, [digits[0][7]])
-    units = strongest_units(clf, pred.input, k=clf.net.hidden_sizes[0])
+    units = strongest_units(clf, pred.seen, k=clf.net.hidden_sizes[0])
     c = clf.classes.index(pred.label)
     logit = clf.net.predict_logits(clf.prepare(pred.input[None]))[0, c]
     b2 = clf.net.dense_layers()[1].params["b"][c]
@@ -215,7 +220,7 @@ def test_models_without_hidden_layers_or_square_inputs(digits: tuple) -> None:
     classes = [str(i) for i in range(10)]
     linear = Classifier(MLP(784, [], 10, rng=rng), Normalization(0.1, 0.3), classes, (28, 28))
     (pred,) = handnet.predict_images(linear, [digits[0][0]])
-    assert strongest_units(linear, pred.input) == []  # nothing hidden to show
+    assert strongest_units(linear, pred.seen) == []  # nothing hidden to show
     flat = Classifier(MLP(20, [8], 10, rng=rng), Normalization(0.0, 1.0), classes, (20,))
     with pytest.raises(handnet.HandnetError, match=r"not square images"):
         handnet.predict_images(flat, [digits[0][0]])

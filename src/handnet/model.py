@@ -128,13 +128,21 @@ class Classifier:
     meta: dict[str, Any] = field(default_factory=dict)
     geometry: Geometry = PLAIN
 
-    def prepare(self, images: npt.NDArray[np.generic]) -> Array:
+    def normalize_shape(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        """Raw images as the network sees them: their size checked and ``geometry`` applied
+        (uint8 (N, H, W) if it has a step, else the images as given)."""
         images = np.asarray(images)
         features = math.prod(images.shape[1:])
         if features != self.net.n_in:
             raise DatasetError(f"input has {features} features, the model expects {self.net.n_in}")
-        images = self.geometry.apply(images, self.image_shape)
-        return self.norm.apply(to_unit(images, "input"))
+        return self.geometry.apply(images, self.image_shape)
+
+    def standardize(self, shaped: npt.NDArray[np.generic]) -> Array:
+        """Images from ``normalize_shape`` scaled to [0, 1] and standardized: the network's input."""
+        return self.norm.apply(to_unit(shaped, "input"))
+
+    def prepare(self, images: npt.NDArray[np.generic]) -> Array:
+        return self.standardize(self.normalize_shape(images))
 
     def predict_proba(self, images: npt.NDArray[np.generic]) -> Array:
         return softmax(self.net.predict_logits(self.prepare(images)))

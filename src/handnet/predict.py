@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from handnet.errors import HandnetError
 from handnet.layers import Dense
-from handnet.model import Classifier
+from handnet.model import Classifier, softmax
 from handnet.preprocess import load_image, preprocess_digit, to_uint8
 
 ImageSource = str | Path | bytes | npt.NDArray[Any]
@@ -77,8 +77,8 @@ def predict_images(
     the first image that cannot be read or holds no ink; the CLI predicts files one by one."""
     labels = list(names) if names is not None else [_name(s, i) for i, s in enumerate(images)]
     inputs = np.stack([prepare_image(clf, s, n) for s, n in zip(images, labels)])
-    probs = clf.predict_proba(inputs)
-    seen = clf.geometry.apply(inputs, inputs.shape[1:])  # what predict_proba fed the network
+    seen = clf.normalize_shape(inputs)  # deskewed or width-normalized once, then shown and used
+    probs = softmax(clf.net.predict_logits(clf.standardize(seen)))
     return [
         Prediction(n, clf.classes[int(p.argmax())], p.copy(), list(clf.classes), x, v)
         for n, p, x, v in zip(labels, probs, inputs, seen)
@@ -100,7 +100,8 @@ class HiddenUnit:
 
 
 def strongest_units(clf: Classifier, image: npt.NDArray[np.uint8], k: int = 8) -> list[HiddenUnit]:
-    """The first hidden layer's units that pushed hardest towards the predicted class.
+    """The first hidden layer's units that pushed hardest towards the predicted class, for an
+    ``image`` as the network sees it (`Prediction.seen`).
 
     With one hidden layer, unit j's share of the winning logit c is h_j * W2[j, c], so units are
     ranked by that contribution. With deeper networks the path is not a single product, and units
@@ -111,7 +112,7 @@ def strongest_units(clf: Classifier, image: npt.NDArray[np.uint8], k: int = 8) -
         return []
     first, act = clf.net.layers[0], clf.net.layers[1]
     assert isinstance(first, Dense)
-    x = clf.prepare(image[None])
+    x = clf.standardize(image[None])
     h = act.forward(first.forward(x, train=False), train=False)[0].copy()
     c = int(clf.net.predict_logits(x)[0].argmax())
     score = h * dense[1].params["W"][:, c] if len(dense) == 2 else h

@@ -190,7 +190,7 @@ def create_app(clf: Classifier, *, max_bytes: int = 2_000_000) -> Any:
         try:
             with lock:
                 (pred,) = predict_images(clf, [data], names=["image"])
-                units = strongest_units(clf, pred.input) if explain else None
+                units = strongest_units(clf, pred.seen) if explain else None
         except NoInkError as e:
             raise HTTPException(422, str(e)) from None
         except (ImageError, HandnetError) as e:
