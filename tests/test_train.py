@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,19 @@ def test_history_records_every_epoch() -> None:
         "seconds",
     }
     assert state.step == 4 * 7 and state.history[-1]["lr"] < 0.01  # the cosine ends near 0
+
+
+def test_progress_lines_say_when_there_is_no_validation_split(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tiny_dataset()
+    cfg = TrainConfig(hidden_sizes=(8,), epochs=1, batch_size=16)
+    fit(TrainState.fresh(cfg, 20, 3, Rngs.from_seed(0)), data, cfg, progress=True)
+    assert "val_acc" in capsys.readouterr().err
+    no_val = dataclasses.replace(data, X_val=data.X_val[:0], y_val=data.y_val[:0])
+    fit(TrainState.fresh(cfg, 20, 3, Rngs.from_seed(0)), no_val, cfg, progress=True)
+    line = capsys.readouterr().err
+    assert "no validation" in line and "nan" not in line and "val_acc" not in line
 
 
 def test_divergence_raises_a_clear_error() -> None:

@@ -384,10 +384,15 @@ def fit(
             state.history.append(record)
             state.epoch = epoch + 1
             if progress:
+                held_out = (
+                    f"val_loss {val.loss:.4f}  val_acc {val.accuracy:.2%}  "
+                    if val
+                    else "no validation  "
+                )
                 tqdm.write(
                     f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
-                    f"acc {record['train_acc']:.2%}  val_loss {record['val_loss']:.4f}  "
-                    f"val_acc {record['val_acc']:.2%}  lr {lr:.3g}  {seconds:.1f}s ({N / seconds:,.0f} img/s)",
+                    f"acc {record['train_acc']:.2%}  {held_out}"
+                    f"lr {lr:.3g}  {seconds:.1f}s ({N / seconds:,.0f} img/s)",
                     file=sys.stderr,
                 )
             for cb in callbacks:
