@@ -229,6 +229,30 @@ def test_evaluate_several_models_as_a_committee(
     assert text.startswith("committee of 2")
 
 
+def test_evaluate_with_test_time_augmentation(
+    trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    model, metrics = trained
+    args = ("evaluate", str(model), "--dataset", str(idx_dir), "--json")
+    r = handnet(*args, "--tta", "4")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["tta"] == {"views": 4, "seed": 0} and sum(map(sum, ev["confusion"])) == 200
+    assert ev["accuracy"] > 0.9 and ev["loss"] != pytest.approx(metrics["test_loss"])
+    assert json.loads(handnet(*args, "--tta", "4").stdout) == ev  # same seed, same answer
+    assert json.loads(handnet(*args).stdout)["tta"] is None
+    text = handnet("evaluate", str(model), str(model), "--dataset", str(idx_dir), "--tta", "2")
+    assert "each with 2 augmented copies (--tta-seed 0)" in text.stdout.splitlines()[0]
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "8", "--epochs", "1"),
+        *("--aug-shift", "0", "--val-size", "0", "--out", str(tmp_path), "--json"),
+    )
+    unaugmented = json.loads(r.stdout)["model"]
+    r = handnet("evaluate", unaugmented, "--dataset", str(idx_dir), "--tta", "4")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "trained without augmentation" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     out = tmp_path / "preview.png"
     r = handnet("augment-preview", "--n", "16", "--aug-rotate", "10", "--out", str(out))

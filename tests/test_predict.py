@@ -203,6 +203,26 @@ def test_cli_json_and_top(mnist_model: Path, files: dict) -> None:
     assert r.returncode == 0 and r.stderr == ""
 
 
+def test_cli_test_time_augmentation(mnist_model: Path, files: dict) -> None:
+    """mnist_model was trained with 1-pixel shifts (the default), so --tta draws shifted copies."""
+    seven = str(files["seven"])
+    plain = json.loads(handnet_cli("predict", str(mnist_model), seven, "--json").stdout)[0]
+    r = handnet_cli("predict", str(mnist_model), seven, "--tta", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    (tta,) = json.loads(r.stdout)
+    assert tta["label"] == "7" and tta["probabilities"] != plain["probabilities"]
+    again = json.loads(
+        handnet_cli("predict", str(mnist_model), seven, "--tta", "8", "--json").stdout
+    )
+    assert again[0] == tta  # the default --tta-seed 0 makes it repeatable
+    other = handnet_cli(
+        "predict", str(mnist_model), seven, "--tta", "8", "--tta-seed", "5", "--json"
+    )
+    assert json.loads(other.stdout)[0]["probabilities"] != tta["probabilities"]
+    r = handnet_cli("predict", str(mnist_model), seven, "--tta", "-1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--tta -1" in r.stderr
+
+
 def test_cli_bad_model_or_flag_is_a_usage_error(
     mnist_model: Path, files: dict, tmp_path: Path
 ) -> None:

@@ -2,6 +2,8 @@
 
 p(c | x) = (1/M) sum_m p_m(c | x). Each member applies its own stored input normalization, so
 members trained with different statistics (or on differently split data) combine correctly.
+Members can also average over augmented copies of each input first (test-time augmentation,
+`handnet.tta`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy.typing as npt
 
 from handnet.errors import ModelFileError
 from handnet.model import Classifier
+from handnet.tta import tta_proba
 
 Array = npt.NDArray[np.floating]
 
@@ -33,15 +36,26 @@ def check_compatible(members: Sequence[Classifier], names: Sequence[str]) -> Non
             )
 
 
-def committee_proba(members: Sequence[Classifier], images: npt.NDArray[np.generic]) -> Array:
-    """The mean of the members' probabilities, (N, classes), in float64."""
+def committee_proba(
+    members: Sequence[Classifier],
+    images: npt.NDArray[np.generic],
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> Array:
+    """The mean of the members' probabilities, (N, classes), in float64. With ``views`` > 0 each
+    member first averages over that many augmented copies (`handnet.tta`), drawn from ``rng``."""
     total = np.zeros((len(images), len(members[0].classes)))
     for clf in members:
-        total += clf.predict_proba(images)
+        total += tta_proba(clf, images, views, rng)
     return total / len(members)
 
 
-def committee_logits(members: Sequence[Classifier], images: npt.NDArray[np.generic]) -> Array:
+def committee_logits(
+    members: Sequence[Classifier],
+    images: npt.NDArray[np.generic],
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> Array:
     """log of the mean probability: logits whose softmax is the committee's probabilities."""
-    p = committee_proba(members, images)
+    p = committee_proba(members, images, views, rng)
     return np.log(np.maximum(p, np.finfo(np.float64).tiny))

@@ -14,8 +14,9 @@ import numpy.typing as npt
 
 from handnet.errors import HandnetError
 from handnet.layers import Dense
-from handnet.model import Classifier, softmax
+from handnet.model import Classifier
 from handnet.preprocess import load_image, preprocess_digit, to_uint8
+from handnet.tta import view_average_proba
 
 ImageSource = str | Path | bytes | npt.NDArray[Any]
 
@@ -71,14 +72,20 @@ def prepare_image(
 
 
 def predict_images(
-    clf: Classifier, images: Sequence[ImageSource], names: Sequence[str] | None = None
+    clf: Classifier,
+    images: Sequence[ImageSource],
+    names: Sequence[str] | None = None,
+    views: int = 0,
+    rng: np.random.Generator | None = None,
 ) -> list[Prediction]:
     """Predict each image (paths, encoded bytes or grayscale arrays). Raises an ImageError naming
-    the first image that cannot be read or holds no ink; the CLI predicts files one by one."""
+    the first image that cannot be read or holds no ink; the CLI predicts files one by one.
+    With ``views`` > 0 the probabilities average over that many augmented copies drawn from
+    ``rng`` (test-time augmentation, `handnet.tta`)."""
     labels = list(names) if names is not None else [_name(s, i) for i, s in enumerate(images)]
     inputs = np.stack([prepare_image(clf, s, n) for s, n in zip(images, labels)])
     seen = clf.normalize_shape(inputs)  # deskewed or width-normalized once, then shown and used
-    probs = softmax(clf.net.predict_logits(clf.standardize(seen)))
+    probs = view_average_proba(clf, clf.standardize(seen), views, rng).astype(np.float32)
     return [
         Prediction(n, clf.classes[int(p.argmax())], p.copy(), list(clf.classes), x, v)
         for n, p, x, v in zip(labels, probs, inputs, seen)

@@ -96,14 +96,12 @@ def prepare_augmentation(
     """The dataset to train on and the batch source for ``fit``, per the config's augmentation.
 
     Augmentation works on standardized images, so pixels from outside the image get the
-    standardized value of black, ``norm.apply(0)``. Only the training split is ever augmented.
+    standardized value of black, ``norm.black``. Only the training split is ever augmented.
     """
     spec = cfg.augment_spec()
     if not spec.active:
         return data, None
-    aug = Augmenter(
-        spec, data.image_shape, rngs.augment, fill=data.norm.apply(np.zeros(1, np.float32))[0]
-    )
+    aug = Augmenter(spec, data.image_shape, rngs.augment, fill=data.norm.black)
     if cfg.augment_copies == 0:
         return data, batch_source(aug, background=cfg.aug_thread)
     X = augmented_copies(data.X_train, cfg.augment_copies, aug)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -83,3 +85,31 @@ def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
         help="scale every digit horizontally to PX pixels of ink, after deskewing (Meier et al. "
         f"2011 used 10 to 20 for committee members); {then} (default: 0, off)",
     )
+
+
+def add_tta_flags(p: argparse.ArgumentParser) -> None:
+    """--tta K and --tta-seed S (handnet.tta); read them back with `tta_views`."""
+    p.add_argument(
+        "--tta",
+        type=positive_int,
+        default=0,
+        metavar="K",
+        help="test-time augmentation: average each model's probabilities over the image and K "
+        "copies transformed as in the model's training (default: 0, off)",
+    )
+    p.add_argument(
+        "--tta-seed",
+        type=positive_int,
+        default=0,
+        metavar="S",
+        help="seed of the --tta transforms; the same seed gives the same answer (default: 0)",
+    )
+
+
+def tta_views(args: argparse.Namespace) -> tuple[int, np.random.Generator]:
+    """The checked --tta view count and a Generator seeded by --tta-seed."""
+    if not 0 <= args.tta <= 1000:
+        raise ConfigError(f"--tta {args.tta}: must be in [0, 1000]")
+    if args.tta_seed < 0:
+        raise ConfigError(f"--tta-seed {args.tta_seed}: must be >= 0")
+    return args.tta, np.random.default_rng(args.tta_seed)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import positive_int, print_json
+from handnet.cli.common import add_tta_flags, positive_int, print_json, tta_views
 from handnet.errors import ConfigError
 
 
@@ -26,6 +26,7 @@ def add_evaluate(sub: Any) -> None:
     )
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_tta_flags(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -37,6 +38,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.io import load_model
     from handnet.train import evaluate_logits
 
+    views, rng = tta_views(args)
     members = [load_model(path) for path in args.model]
     names = [str(path) for path in args.model]
     check_compatible(members, names)
@@ -48,22 +50,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
         )
-    if len(members) == 1:
+    if len(members) == 1 and not views:
         result = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), y)
     else:
-        result = evaluate_logits(committee_logits(members, splits.X_test), y)
+        result = evaluate_logits(committee_logits(members, splits.X_test, views, rng), y)
     args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
+    tta = {"views": views, "seed": args.tta_seed} if views else None
     if args.json:
         print_json(
             {
                 "model": names[0] if len(names) == 1 else names,
                 "dataset": source,
                 "n": len(y),
+                "tta": tta,
                 **result.to_dict(),
             }
         )
         return 0
-    print(f"{args.model}  on {source} test ({len(y)} images)")
+    with_tta = f", each with {views} augmented copies (--tta-seed {args.tta_seed})" if tta else ""
+    print(f"{args.model}  on {source} test ({len(y)} images{with_tta})")
     print(f"accuracy {result.accuracy:.2%}   loss {result.loss:.4f}")
     print("per-class accuracy:")
     for name, acc in zip(clf.classes, result.per_class_accuracy):
@@ -128,6 +133,7 @@ def add_predict(sub: Any) -> None:
     p.add_argument(
         "--top", type=positive_int, default=3, help="how many classes to show (default: 3)"
     )
+    add_tta_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON list with every result")
     p.set_defaults(func=cmd_predict)
 
@@ -136,15 +142,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.io import load_model
     from handnet.predict import predict_images
     from handnet.preprocess import ImageError
+    from handnet.tta import training_augmentation
 
+    views, rng = tta_views(args)
     clf = load_model(args.model)
+    if views:
+        training_augmentation(clf)  # fails before any image if the model has none to draw
     if not 1 <= args.top <= len(clf.classes):
         raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
     results: list[dict[str, Any]] = []
     failed = 0
     for path in args.images:
         try:
-            (pred,) = predict_images(clf, [path])
+            (pred,) = predict_images(clf, [path], views=views, rng=rng)
         except ImageError as e:
             failed += 1
             print(f"handnet predict: error: {e}", file=sys.stderr)

@@ -68,3 +68,8 @@ class Normalization:
         X -= np.float32(self.mean)
         X *= np.float32(1 / self.std)
         return X
+
+    @property
+    def black(self) -> float:
+        """The standardized value of a black (0) pixel: what fills in from outside an image."""
+        return float(self.apply(np.zeros(1, np.float32))[0])

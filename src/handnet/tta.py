@@ -1,0 +1,67 @@
+"""Test-time augmentation: a model's probabilities averaged over each input and K randomly
+transformed copies of it.
+
+p(c | x) = (p(c | x) + sum_{k=1..K} p(c | T_k x)) / (K + 1)
+
+The transforms T_k are drawn from the augmentation the model was trained with (its stored config:
+rotation, scaling, elastic distortion, ...), so every copy looks like the digits it learned from.
+They act on the network's input, after the model's own deskewing and standardization, exactly as
+in training. Each view costs one more forward pass and one augmentation of the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.augment import Augmenter, AugmentSpec
+from handnet.errors import ConfigError, ModelFileError
+from handnet.model import Classifier, softmax
+from handnet.train import TrainConfig
+
+Array = npt.NDArray[np.floating]
+
+CHUNK = 2048  # images augmented at a time: bounds the memory of the sampling coordinates
+
+
+def training_augmentation(clf: Classifier) -> AugmentSpec:
+    """The augmentation ``clf`` was trained with, read from the config stored in its file."""
+    stored = clf.meta.get("config")
+    if not isinstance(stored, dict):
+        raise ModelFileError("the model file stores no training config, so no augmentation to draw")
+    try:
+        spec = TrainConfig.from_dict(stored, where="the model's stored config").augment_spec()
+    except ConfigError as e:
+        raise ModelFileError(str(e)) from None
+    if not spec.active:
+        raise ConfigError(
+            "--tta: the model was trained without augmentation; there is none to draw"
+        )
+    return spec
+
+
+def view_average_proba(
+    clf: Classifier, x: Array, views: int = 0, rng: np.random.Generator | None = None
+) -> Array:
+    """Class probabilities (N, classes), float64, of network inputs ``x`` (`Classifier.prepare`'s
+    output) averaged with ``views`` augmented copies drawn with ``rng``; views = 0 is plain."""
+    total = softmax(clf.net.predict_logits(x)).astype(np.float64)
+    if views == 0:
+        return total
+    if rng is None:
+        raise ValueError("test-time augmentation needs a Generator")
+    augment = Augmenter(training_augmentation(clf), clf.image_shape, rng, fill=clf.norm.black)
+    for _ in range(views):
+        for i in range(0, len(x), CHUNK):
+            total[i : i + CHUNK] += softmax(clf.net.predict_logits(augment(x[i : i + CHUNK])))
+    return total / (views + 1)
+
+
+def tta_proba(
+    clf: Classifier,
+    images: npt.NDArray[np.generic],
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> Array:
+    """`view_average_proba` of raw images (prepared as `Classifier.predict_proba` does)."""
+    return view_average_proba(clf, clf.prepare(images), views, rng)
