@@ -8,6 +8,7 @@ Members can also average over augmented copies of each input first (test-time au
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,10 +44,12 @@ def committee_proba(
     rng: np.random.Generator | None = None,
 ) -> Array:
     """The mean of the members' probabilities, (N, classes), in float64. With ``views`` > 0 each
-    member first averages over that many augmented copies (`handnet.tta`), drawn from ``rng``."""
+    member first averages over that many augmented copies (`handnet.tta`). Each member draws from
+    its own copy of ``rng``, so members trained alike see the same copies, and a member's share
+    is what it gives alone, wherever it stands in the committee."""
     total = np.zeros((len(images), len(members[0].classes)))
     for clf in members:
-        total += tta_proba(clf, images, views, rng)
+        total += tta_proba(clf, images, views, copy.deepcopy(rng))
     return total / len(members)
 
 
