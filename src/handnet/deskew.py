@@ -18,6 +18,8 @@ trained on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -61,18 +63,30 @@ def deskew(images: npt.NDArray[np.generic], image_shape: tuple[int, ...]) -> npt
 
     Returns uint8 (N, H, W): each image sheared upright and rounded to 8 bits.
     """
+    # x / 255 rather than to_unit's x * (1/255): the recipes' reported runs used it
+    return map_unit_images(images, image_shape, _deskew_unit, "deskew", divide=True)
+
+
+def map_unit_images(
+    images: npt.NDArray[np.generic],
+    image_shape: tuple[int, ...],
+    f: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]],
+    what: str,
+    divide: bool = False,
+) -> npt.NDArray[np.uint8]:
+    """``f`` applied to raw images (uint8 or floats in [0, 1], (N, H, W) or (N, H * W)) as floats
+    in [0, 1] shaped (n, H, W), CHUNK images at a time, rounded back to uint8 (N, H, W).
+    ``divide``: scale uint8 as x / 255 instead of x * (1/255) (they differ in the last bit)."""
     if len(image_shape) != 2:
-        raise ConfigError(f"deskew: needs images of shape (H, W), these have shape {image_shape}")
+        raise ConfigError(f"{what}: needs images of shape (H, W), not {image_shape}")
     H, W = image_shape
     images = np.asarray(images)
     out = np.empty((len(images), H, W), np.uint8)
     for i in range(0, len(images), CHUNK):
         part = images[i : i + CHUNK]
-        if part.dtype == np.uint8:
-            # x / 255 rather than to_unit's x * (1/255): the recipes' reported runs used it
+        if divide and part.dtype == np.uint8:
             x = part.reshape(-1, H, W).astype(np.float32) / np.float32(255)
-        else:  # floats or other integers: the checks and scaling of every input
+        else:  # the checks and scaling of every input
             x = to_unit(part, "input").reshape(-1, H, W)
-        d = _deskew_unit(x)
-        out[i : i + CHUNK] = np.clip(np.rint(d * np.float32(255)), 0, 255)
+        out[i : i + CHUNK] = np.clip(np.rint(f(x) * np.float32(255)), 0, 255)
     return out

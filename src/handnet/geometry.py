@@ -27,8 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.augment import sample_bilinear
-from handnet.data.split import to_unit
-from handnet.deskew import CHUNK, deskew
+from handnet.deskew import deskew, map_unit_images
 from handnet.errors import ConfigError
 
 INK = 0.5  # the ink's edge: where the column profile crosses half intensity
@@ -79,14 +78,9 @@ def normalize_width(
 ) -> npt.NDArray[np.uint8]:
     """Raw images (uint8 or floats in [0, 1], (N, H, W) or (N, H * W)) with each digit's ink
     scaled horizontally to ``width`` pixels; uint8 (N, H, W)."""
-    if len(image_shape) != 2:
-        raise ConfigError(f"width normalization: needs images of shape (H, W), not {image_shape}")
-    H, W = image_shape
-    out = np.empty((len(images), H, W), np.uint8)
-    for i in range(0, len(images), CHUNK):
-        x = to_unit(np.asarray(images[i : i + CHUNK]), "input").reshape(-1, H, W)
-        out[i : i + CHUNK] = np.clip(np.rint(_normalize_width_unit(x, width) * 255), 0, 255)
-    return out
+    return map_unit_images(
+        images, image_shape, lambda x: _normalize_width_unit(x, width), "width normalization"
+    )
 
 
 @dataclass(frozen=True)
