@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from handnet.errors import ConfigError
 from handnet.io import load_model
 from handnet.serve import create_app
 
@@ -126,6 +127,23 @@ def test_page_static_files_model_info_and_openapi(client: TestClient) -> None:
     assert {"200", "400", "413", "422"} <= set(post["responses"])
     assert "image/png" in schema["paths"]["/api/predict/image"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_test_time_augmented_answers_are_repeatable(client: TestClient, mnist_model: Path) -> None:
+    tta = TestClient(create_app(load_model(mnist_model), tta_views=8))
+    assert tta.get("/api/model").json()["tta_views"] == 8
+    assert client.get("/api/model").json()["tta_views"] == 0
+    body = {"image": base64.b64encode(drawn_one()).decode()}
+    a, b = (tta.post("/api/predict", json=body).json() for _ in range(2))
+    plain = client.post("/api/predict", json=body).json()
+    assert a == b and a["label"] == "1" and a["probabilities"] != plain["probabilities"]
+    assert a["input"] == plain["input"]  # the copies are averaged, the input shown is the same
+    seeded = TestClient(create_app(load_model(mnist_model), tta_views=8, tta_seed=3))
+    assert seeded.post("/api/predict", json=body).json()["probabilities"] != a["probabilities"]
+    unaugmented = load_model(mnist_model)
+    unaugmented.meta["config"]["aug_shift"] = 0.0
+    with pytest.raises(ConfigError, match="trained without augmentation"):
+        create_app(unaugmented, tta_views=8)
 
 
 def test_serve_on_a_taken_port_is_a_one_line_error(mnist_model: Path) -> None:

@@ -32,6 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from handnet.predict import Prediction, predict_images, strongest_units
 from handnet.preprocess import ImageError, NoInkError
+from handnet.tta import training_augmentation
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/bmp", "application/octet-stream"]
@@ -87,6 +88,11 @@ class ModelInfo(BaseModel):
     shape_normalization: str = Field(
         description="what the model itself does to an input after preprocessing, as it was "
         'trained: e.g. "deskewed, width 16 px"; empty for nothing'
+    )
+    tta_views: int = Field(
+        0,
+        description="each answer averages the image and this many copies of it transformed as "
+        "in training (handnet serve --tta); 0 for none",
     )
 
 
@@ -164,8 +170,14 @@ def decode_base64(text: str) -> bytes:
         raise HTTPException(400, "image: not valid base64") from None
 
 
-def create_app(clf: Classifier, *, max_bytes: int = 2_000_000) -> Any:
-    """The ASGI application for one loaded model (what ``handnet serve`` runs; tests use it too)."""
+def create_app(
+    clf: Classifier, *, max_bytes: int = 2_000_000, tta_views: int = 0, tta_seed: int = 0
+) -> Any:
+    """The ASGI application for one loaded model (what ``handnet serve`` runs; tests use it too).
+    With ``tta_views`` > 0 every answer is test-time augmented (`handnet.tta`), each request with
+    a Generator seeded by ``tta_seed``: the same image always gets the same answer."""
+    if tta_views:
+        training_augmentation(clf)  # refuse a model with nothing to draw before serving
     app = FastAPI(
         title="handnet",
         summary="Draw a digit, or POST an image, and get the network's probabilities.",
@@ -182,6 +194,7 @@ def create_app(clf: Classifier, *, max_bytes: int = 2_000_000) -> Any:
         test_accuracy=metrics.get("test_accuracy"),
         parameters=int(sum(p.size for p in clf.net.parameters().values())),
         shape_normalization=clf.geometry.describe(),
+        tta_views=tta_views,
     )
 
     def answer(data: bytes, top: int, explain: bool) -> PredictResponse:
@@ -189,7 +202,8 @@ def create_app(clf: Classifier, *, max_bytes: int = 2_000_000) -> Any:
             raise HTTPException(400, "image: empty")
         try:
             with lock:
-                (pred,) = predict_images(clf, [data], names=["image"])
+                rng = np.random.default_rng(tta_seed)
+                (pred,) = predict_images(clf, [data], ["image"], tta_views, rng)
                 units = strongest_units(clf, pred.seen) if explain else None
         except NoInkError as e:
             raise HTTPException(422, str(e)) from None
@@ -261,7 +275,13 @@ def _response(pred: Prediction, top: int, units: list[Any] | None) -> PredictRes
 
 
 def serve(
-    model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = 2_000_000
+    model: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_bytes: int = 2_000_000,
+    tta_views: int = 0,
+    tta_seed: int = 0,
 ) -> None:
     """Load ``model``, bind ``host:port`` (a one-line error if it is taken) and run the app with
     uvicorn until interrupted."""
@@ -274,6 +294,7 @@ def serve(
 
     clf = load_model(model)
     input_field(clf)  # refuse non-image models before starting
+    app = create_app(clf, max_bytes=max_bytes, tta_views=tta_views, tta_seed=tta_seed)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -283,5 +304,5 @@ def serve(
         raise HandnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     url = f"http://{host}:{sock.getsockname()[1]}/"
     print(f"handnet serve: {model} at {url}  (API docs at {url}docs)", flush=True)
-    config = uvicorn.Config(create_app(clf, max_bytes=max_bytes), log_level="warning")
+    config = uvicorn.Config(app, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])

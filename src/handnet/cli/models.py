@@ -185,6 +185,7 @@ def add_serve(sub: Any) -> None:
         default=2_000_000,
         help="largest request body accepted, in bytes (default: 2000000)",
     )
+    add_tta_flags(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -195,5 +196,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
     if args.max_bytes < 1:
         raise ConfigError(f"--max-bytes {args.max_bytes}: must be >= 1")
-    serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes)
+    views, _ = tta_views(args)
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_bytes=args.max_bytes,
+        tta_views=views,
+        tta_seed=args.tta_seed,
+    )
     return 0

@@ -182,6 +182,10 @@ fetch("/api/model").then((r) => r.json()).then((m) => {
     document.getElementById("shape-note").textContent =
       ` Then, as this model was trained: ${m.shape_normalization}.`;
   }
+  if (m.tta_views) {
+    document.getElementById("tta-note").textContent =
+      `Averaged over your digit and ${m.tta_views} copies of it distorted as in training.`;
+  }
   clearPad();
 }).catch(() => { document.getElementById("model-info").textContent = "model info unavailable"; });
 
