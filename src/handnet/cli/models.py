@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            (pred,) = predict_images(clf, [path], views=views, rng=rng)
+            # a fresh copy per file: each file's answer does not depend on the files before it
+            (pred,) = predict_images(clf, [path], views=views, rng=copy.deepcopy(rng))
         except ImageError as e:
             failed += 1
             print(f"handnet predict: error: {e}", file=sys.stderr)
