@@ -29,12 +29,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive_int(s: str) -> int:
+def whole_number(s: str) -> int:
+    """An int flag; its range is checked where it is used, with the flag's name in the error."""
     try:
-        v = int(s)
+        return int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
-    return v
 
 
 def sizes(s: str) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
     p.add_argument(
         "--width-normalize",
         dest="width_normalize",
-        type=positive_int,
+        type=whole_number,
         metavar="PX",
         default=argparse.SUPPRESS,
         help="scale every digit horizontally to PX pixels of ink, after deskewing (Meier et al. "
@@ -91,7 +91,7 @@ def add_tta_flags(p: argparse.ArgumentParser) -> None:
     """--tta K and --tta-seed S (handnet.tta); read them back with `tta_views`."""
     p.add_argument(
         "--tta",
-        type=positive_int,
+        type=whole_number,
         default=0,
         metavar="K",
         help="test-time augmentation: average each model's probabilities over the image and K "
@@ -99,7 +99,7 @@ def add_tta_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tta-seed",
-        type=positive_int,
+        type=whole_number,
         default=0,
         metavar="S",
         help="seed of the --tta transforms; the same seed gives the same answer (default: 0)",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import add_tta_flags, positive_int, print_json, tta_views
+from handnet.cli.common import add_tta_flags, print_json, tta_views, whole_number
 from handnet.errors import ConfigError
 
 
@@ -132,7 +132,7 @@ def add_predict(sub: Any) -> None:
     p.add_argument("model", type=Path, help="a .safetensors model file")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
     p.add_argument(
-        "--top", type=positive_int, default=3, help="how many classes to show (default: 3)"
+        "--top", type=whole_number, default=3, help="how many classes to show (default: 3)"
     )
     add_tta_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON list with every result")
@@ -183,7 +183,7 @@ def add_serve(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     p.add_argument(
         "--max-bytes",
-        type=positive_int,
+        type=whole_number,
         default=2_000_000,
         help="largest request body accepted, in bytes (default: 2000000)",
     )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import DEFAULTS, GEOMETRY_FLAGS, add_geometry_flags, positive_int
+from handnet.cli.common import DEFAULTS, GEOMETRY_FLAGS, add_geometry_flags, whole_number
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -22,7 +22,7 @@ def add_search(sub: Any) -> None:
     )
     p.add_argument(
         "--trials",
-        type=positive_int,
+        type=whole_number,
         default=20,
         help="trials in the study, counted across runs and workers",
     )
@@ -44,27 +44,27 @@ def add_search(sub: Any) -> None:
         type=Path,
         help="TOML search space (default: lr, weight_decay, hidden_units, dropout, momentum, batch_size)",
     )
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per trial")
+    p.add_argument("--epochs", type=whole_number, default=10, help="epochs per trial")
     p.add_argument("--study", default="search", help="study name; its files go to OUT/STUDY/")
     p.add_argument(
         "--storage",
         default="sqlite:///runs/search.db",
         help="database URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB",
     )
-    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes on this machine")
+    p.add_argument("--jobs", type=whole_number, default=1, help="worker processes on this machine")
     p.add_argument(
-        "--sampler-seed", type=positive_int, help="seed the sampler (default: fresh entropy)"
+        "--sampler-seed", type=whole_number, help="seed the sampler (default: fresh entropy)"
     )
     p.add_argument("--dataset", default=DEFAULTS.dataset, help="dataset name or path")
     p.add_argument(
         "--val-size",
-        type=positive_int,
+        type=whole_number,
         default=DEFAULTS.val_size,
         help="validation images split from the training set",
     )
     p.add_argument(
         "--seed",
-        type=positive_int,
+        type=whole_number,
         default=DEFAULTS.seed,
         help="training seed shared by all trials (split, init, shuffle, dropout)",
     )
@@ -77,7 +77,7 @@ def add_search(sub: Any) -> None:
         action="store_true",
         help="run nothing: print the leaderboard, write plots and the best model",
     )
-    p.add_argument("--top", type=positive_int, default=10, help="rows of the leaderboard")
+    p.add_argument("--top", type=whole_number, default=10, help="rows of the leaderboard")
     p.add_argument("--quiet", action="store_true", help="no line per finished trial")
     p.set_defaults(func=cmd_search)
 

@@ -12,9 +12,9 @@ from handnet.cli.common import (
     GEOMETRY_FLAGS,
     add_geometry_flags,
     load_config_file,
-    positive_int,
     print_json,
     sizes,
+    whole_number,
 )
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
@@ -30,18 +30,18 @@ TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--hidden-sizes", "hidden_sizes", sizes, "hidden layer widths, comma-separated"),
     ("--activation", "activation", str, "hidden activation: tanh or relu"),
     ("--dropout", "dropout", float, "drop probability after each hidden layer, in [0, 1)"),
-    ("--epochs", "epochs", positive_int, "passes over the training split"),
-    ("--batch-size", "batch_size", positive_int, "minibatch size"),
+    ("--epochs", "epochs", whole_number, "passes over the training split"),
+    ("--batch-size", "batch_size", whole_number, "minibatch size"),
     ("--lr", "lr", float, "peak learning rate (after warmup)"),
     ("--min-lr", "min_lr", float, "learning rate at the end of the cosine"),
     ("--warmup-epochs", "warmup_epochs", float, "linear warmup length in epochs"),
     ("--momentum", "momentum", float, "heavy-ball momentum coefficient"),
     ("--weight-decay", "weight_decay", float, "L2 coefficient lambda in (lambda/2)||W||^2"),
-    ("--val-size", "val_size", positive_int, "validation images split from the training set"),
+    ("--val-size", "val_size", whole_number, "validation images split from the training set"),
     (
         "--seed",
         "seed",
-        positive_int,
+        whole_number,
         "seed of every random stream (init, split, shuffle, dropout)",
     ),
     ("--aug-rotate", "aug_rotate", float, "random rotation range in degrees, [-r, r]"),
@@ -53,7 +53,7 @@ TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     (
         "--augment-copies",
         "augment_copies",
-        positive_int,
+        whole_number,
         "append K augmented copies once instead of augmenting every batch",
     ),
     ("--finetune-ridge", "finetune_ridge", float, "ridge of the least-squares output layer"),
@@ -107,7 +107,7 @@ def add_train(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument(
         "--checkpoint-every",
-        type=positive_int,
+        type=whole_number,
         default=1,
         metavar="N",
         help="write RUN_DIR/checkpoint.safetensors every N epochs (0: only on SIGINT/SIGTERM)",
@@ -189,8 +189,8 @@ def add_augment_preview(sub: Any) -> None:
         "it. The transforms come from --config and the --aug-* flags; with none, Simard's elastic "
         "distortions (alpha 34, sigma 4).",
     )
-    p.add_argument("--n", type=positive_int, default=64, help="how many training digits")
-    p.add_argument("--versions", type=positive_int, default=2, help="augmented rows per row")
+    p.add_argument("--n", type=whole_number, default=64, help="how many training digits")
+    p.add_argument("--versions", type=whole_number, default=2, help="augmented rows per row")
     p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     p.add_argument(
         "--config",
