@@ -88,9 +88,17 @@ def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:  # ty
 def test_config_file_is_reusable_and_flags_win(trained: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
     model, _ = trained
     cfg = model.parent / "config.toml"
-    r = handnet("train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path), "--json")
+    r = handnet(
+        *("train", "--config", str(cfg), "--epochs", "1", "--split-seed", "4"),
+        *("--out", str(tmp_path), "--json"),
+    )
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["epochs"] == 1
+    out = json.loads(r.stdout)
+    assert out["epochs"] == 1
+    assert "split_seed = 4" in (Path(out["model"]).parent / "config.toml").read_text()
+    assert "split_seed" not in cfg.read_text()  # unset: the run's own seed splits
+    r = handnet("train", "--split-seed", "-2", "--out", str(tmp_path))
+    assert r.returncode == 2 and "split_seed=-2: must be >= 0" in r.stderr
 
 
 def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:  # type: ignore[type-arg]

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomli_w
 from conftest import tiny_dataset
 
+from handnet.cli.common import load_config_file
 from handnet.data import Dataset
 from handnet.errors import ConfigError, TrainingDiverged
+from handnet.runs import load_run_data
 from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
 
 
@@ -113,6 +116,7 @@ def test_divergence_raises_a_clear_error() -> None:
         ("momentum", 1.0),
         ("weight_decay", -1.0),
         ("warmup_epochs", 99.0),
+        ("split_seed", -1),
     ],
 )
 def test_config_rejects_out_of_range(field: str, value: object) -> None:
@@ -125,6 +129,38 @@ def test_config_dict_round_trip_and_unknown_keys() -> None:
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown setting"):
         TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_split_seed_moves_the_split_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 4, 4)).astype(np.uint8)
+    y = np.repeat(np.arange(3), 40)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:9], y_test=y[:9])
+    path = str(tmp_path / "d.npz")
+
+    def data_and_init(**kw: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = TrainConfig(dataset=path, val_size=30, **kw)
+        rngs = Rngs.for_config(cfg)
+        return load_run_data(cfg, rngs.split).X_val, rngs.init.random(3)
+
+    val1, init1 = data_and_init(seed=1)
+    val2, init2 = data_and_init(seed=2)
+    assert not np.array_equal(val1, val2) and not np.array_equal(init1, init2)
+    shared1, init1b = data_and_init(seed=1, split_seed=5)
+    shared2, init2b = data_and_init(seed=2, split_seed=5)
+    np.testing.assert_array_equal(shared1, shared2)  # one validation set for both
+    np.testing.assert_array_equal(shared1, data_and_init(seed=5)[0])  # the split of seed 5
+    np.testing.assert_array_equal(init1b, init1)  # everything else still from seed
+    np.testing.assert_array_equal(init2b, init2)
+
+
+def test_split_seed_is_written_only_when_set(tmp_path: Path) -> None:
+    plain = TrainConfig().to_dict()
+    assert "split_seed" not in plain and TrainConfig.from_dict(plain) == TrainConfig()
+    shared = TrainConfig(seed=3, split_seed=7)
+    assert shared.to_dict()["split_seed"] == 7
+    (tmp_path / "config.toml").write_text(tomli_w.dumps(shared.to_dict()))  # as runs write it
+    assert TrainConfig.from_dict(load_config_file(tmp_path / "config.toml")) == shared
 
 
 @pytest.mark.slow

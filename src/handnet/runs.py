@@ -128,7 +128,7 @@ def train_run(
     When ``stop()`` turns true the run writes a checkpoint and raises `RunInterrupted`.
     """
     t_start = time.perf_counter()
-    rngs = Rngs.from_seed(cfg.seed)
+    rngs = Rngs.for_config(cfg)
     if data is None:
         data = load_run_data(cfg, rngs.split, data_dir, mirror)
     t_data = time.perf_counter() - t_start
@@ -189,7 +189,7 @@ def resume_run(
         "data_dir": str(data_dir) if data_dir else saved_source.get("data_dir"),
         "mirror": mirror or saved_source.get("mirror"),
     }
-    rngs = Rngs.from_seed(cfg.seed)
+    rngs = Rngs.for_config(cfg)
     if data is None:
         data = load_run_data(cfg, rngs.split, source["data_dir"], source["mirror"])
     t_data = time.perf_counter() - t_start

@@ -180,7 +180,7 @@ def n_counted(study: optuna.Study, before: int | None = None) -> int:
 
 def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | None) -> Dataset:
     """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run."""
-    return load_run_data(base, Rngs.from_seed(base.seed).split, data_dir, mirror)
+    return load_run_data(base, Rngs.for_config(base).split, data_dir, mirror)
 
 
 # -------------------------------------------------------------------------------------- objective
@@ -256,7 +256,7 @@ class Objective:
                     f"val accuracy {record['val_acc']:.2%} at epoch {state.epoch}"
                 )
 
-        rngs = Rngs.from_seed(cfg.seed)
+        rngs = Rngs.for_config(cfg)
         data, batches = prepare_augmentation(cfg, self.data, rngs)  # as a plain run would
         state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
         try:

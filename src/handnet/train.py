@@ -57,6 +57,9 @@ class TrainConfig:
     weight_decay: float = 1e-4  # lambda in (lambda/2) sum ||W||^2, weights only
     val_size: int = 5000  # stratified validation images carved from the training set
     seed: int = 0
+    # The split alone can come from another seed (None: ``seed``): models of different seeds with
+    # one split_seed hold out the same validation images, so their committee can be judged on it.
+    split_seed: int | None = None
     # Augmentation (handnet.augment), drawn from the augment stream; all 0 is none. With
     # augment_copies = 0 every batch is transformed anew on the fly; with K > 0 the training set
     # gets K transformed copies appended once, before training (the seed's way), and no more.
@@ -100,6 +103,7 @@ class TrainConfig:
             ),
             ("val_size", self.val_size >= 0, "must be >= 0"),
             ("seed", self.seed >= 0, "must be >= 0"),
+            ("split_seed", self.split_seed is None or self.split_seed >= 0, "must be >= 0"),
             ("aug_rotate", 0.0 <= self.aug_rotate <= 180.0, "must be in [0, 180] degrees"),
             ("aug_scale", 0.0 <= self.aug_scale < 1.0, "must be in [0, 1)"),
             ("aug_shift", 0.0 <= self.aug_shift <= 14.0, "must be in [0, 14] pixels"),
@@ -144,6 +148,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
+        if self.split_seed is None:  # TOML has no null; absent means "the run's seed"
+            del d["split_seed"]
         return d
 
     @classmethod
@@ -173,6 +179,14 @@ class Rngs:
     @classmethod
     def from_seed(cls, seed: int) -> Rngs:
         return cls(*np.random.default_rng(seed).spawn(5))
+
+    @classmethod
+    def for_config(cls, cfg: TrainConfig) -> Rngs:
+        """``from_seed(cfg.seed)``, except the split stream when ``cfg.split_seed`` is set."""
+        rngs = cls.from_seed(cfg.seed)
+        if cfg.split_seed is not None:
+            rngs.split = cls.from_seed(cfg.split_seed).split
+        return rngs
 
 
 def build_model(cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> MLP:

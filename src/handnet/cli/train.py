@@ -42,7 +42,14 @@ TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
         "--seed",
         "seed",
         whole_number,
-        "seed of every random stream (init, split, shuffle, dropout)",
+        "seed of every random stream (init, split, shuffle, dropout, augmentation)",
+    ),
+    (
+        "--split-seed",
+        "split_seed",
+        whole_number,
+        "seed of the train/validation split alone (default: --seed); models with one split "
+        "seed hold out the same validation images",
     ),
     ("--aug-rotate", "aug_rotate", float, "random rotation range in degrees, [-r, r]"),
     ("--aug-scale", "aug_scale", float, "random scaling range, factor in [1-s, 1+s] per axis"),
@@ -272,7 +279,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         deskew=clf.geometry.deskew,
         width_normalize=clf.geometry.width,
     )
-    data = load_run_data(cfg, Rngs.from_seed(cfg.seed).split, args.data_dir, args.mirror)
+    data = load_run_data(cfg, Rngs.for_config(cfg).split, args.data_dir, args.mirror)
     res = finetune_output(
         clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
     )
