@@ -256,9 +256,12 @@ def test_evaluate_with_test_time_augmentation(
         *("--aug-shift", "0", "--val-size", "0", "--out", str(tmp_path), "--json"),
     )
     unaugmented = json.loads(r.stdout)["model"]
-    r = handnet("evaluate", unaugmented, "--dataset", str(idx_dir), "--tta", "4")
+    r = handnet("evaluate", str(model), unaugmented, "--dataset", str(idx_dir), "--tta", "4")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "trained without augmentation" in r.stderr and "Traceback" not in r.stderr
+    assert f"{unaugmented}: --tta: the model was trained without augmentation" in r.stderr
+    r = handnet("serve", unaugmented, "--port", "0", "--tta", "4")  # refused before listening
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"{unaugmented}: --tta: the model was trained without augmentation" in r.stderr
 
 
 def test_augment_preview_draws_a_png(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from handnet.data.split import Normalization
 from handnet.errors import ConfigError, ModelFileError
 from handnet.model import MLP, Classifier, softmax
 from handnet.train import TrainConfig
-from handnet.tta import training_augmentation, tta_proba, view_average_proba
+from handnet.tta import check_augmented, training_augmentation, tta_proba, view_average_proba
 
 AUGMENTED = TrainConfig(aug_rotate=10, aug_scale=0.1, aug_elastic_alpha=30, aug_elastic_sigma=5)
 
@@ -83,5 +83,8 @@ def test_transforms_come_from_the_stored_training_config() -> None:
     broken.meta["config"]["aug_rotate"] = -5
     with pytest.raises(ModelFileError, match="stored config: aug_rotate=-5"):
         training_augmentation(broken)
+    with pytest.raises(ModelFileError, match=r"^b\.safetensors: the model file stores no"):
+        check_augmented([model(), model(cfg=None)], ["a.safetensors", "b.safetensors"])
+    check_augmented([model()], ["a.safetensors"])
     with pytest.raises(ValueError, match="needs a Generator"):
         tta_proba(model(), images(), 2)

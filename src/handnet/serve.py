@@ -32,7 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from handnet.predict import Prediction, predict_images, strongest_units
 from handnet.preprocess import ImageError, NoInkError
-from handnet.tta import training_augmentation
+from handnet.tta import check_augmented, training_augmentation
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/bmp", "application/octet-stream"]
@@ -294,6 +294,8 @@ def serve(
 
     clf = load_model(model)
     input_field(clf)  # refuse non-image models before starting
+    if tta_views:
+        check_augmented([clf], [str(model)])
     app = create_app(clf, max_bytes=max_bytes, tta_views=tta_views, tta_seed=tta_seed)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

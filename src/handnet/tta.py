@@ -11,6 +11,8 @@ in training. Each view costs one more forward pass and one augmentation of the b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -41,6 +43,15 @@ def training_augmentation(clf: Classifier) -> AugmentSpec:
             "--tta: the model was trained without augmentation; there is none to draw"
         )
     return spec
+
+
+def check_augmented(models: Sequence[Classifier], names: Sequence[str]) -> None:
+    """Fail before any work, naming the file, if a model has no augmentation to draw copies from."""
+    for clf, name in zip(models, names):
+        try:
+            training_augmentation(clf)
+        except (ConfigError, ModelFileError) as e:
+            raise type(e)(f"{name}: {e}") from None
 
 
 def view_average_proba(

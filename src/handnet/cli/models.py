@@ -38,11 +38,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.errors import DatasetError
     from handnet.io import load_model
     from handnet.train import evaluate_logits
+    from handnet.tta import check_augmented
 
     views, rng = tta_views(args)
     members = [load_model(path) for path in args.model]
     names = [str(path) for path in args.model]
     check_compatible(members, names)
+    if views:
+        check_augmented(members, names)
     clf = members[0]
     source = args.dataset or str(clf.meta.get("dataset", "mnist"))
     splits, _ = load_splits(source, args.data_dir, args.mirror)
@@ -143,12 +146,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.io import load_model
     from handnet.predict import predict_images
     from handnet.preprocess import ImageError
-    from handnet.tta import training_augmentation
+    from handnet.tta import check_augmented
 
     views, rng = tta_views(args)
     clf = load_model(args.model)
     if views:
-        training_augmentation(clf)  # fails before any image if the model has none to draw
+        check_augmented([clf], [str(args.model)])  # before any image
     if not 1 <= args.top <= len(clf.classes):
         raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
     results: list[dict[str, Any]] = []
