@@ -32,7 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from handnet.predict import Prediction, predict_images, strongest_units
 from handnet.preprocess import ImageError, NoInkError
-from handnet.tta import check_augmented, training_augmentation
+from handnet.tta import check_augmented
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/bmp", "application/octet-stream"]
@@ -171,13 +171,19 @@ def decode_base64(text: str) -> bytes:
 
 
 def create_app(
-    clf: Classifier, *, max_bytes: int = 2_000_000, tta_views: int = 0, tta_seed: int = 0
+    clf: Classifier,
+    *,
+    max_bytes: int = 2_000_000,
+    tta_views: int = 0,
+    tta_seed: int = 0,
+    name: str = "model",
 ) -> Any:
     """The ASGI application for one loaded model (what ``handnet serve`` runs; tests use it too).
     With ``tta_views`` > 0 every answer is test-time augmented (`handnet.tta`), each request with
-    a Generator seeded by ``tta_seed``: the same image always gets the same answer."""
+    a Generator seeded by ``tta_seed``: the same image always gets the same answer. ``name``
+    (the model file) heads the error for a model with no augmentation to draw from."""
     if tta_views:
-        training_augmentation(clf)  # refuse a model with nothing to draw before serving
+        check_augmented([clf], [name])  # refused before serving anything
     app = FastAPI(
         title="handnet",
         summary="Draw a digit, or POST an image, and get the network's probabilities.",
@@ -294,9 +300,9 @@ def serve(
 
     clf = load_model(model)
     input_field(clf)  # refuse non-image models before starting
-    if tta_views:
-        check_augmented([clf], [str(model)])
-    app = create_app(clf, max_bytes=max_bytes, tta_views=tta_views, tta_seed=tta_seed)
+    app = create_app(
+        clf, max_bytes=max_bytes, tta_views=tta_views, tta_seed=tta_seed, name=str(model)
+    )
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
