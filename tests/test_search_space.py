@@ -68,6 +68,15 @@ def test_toml_file_with_choices_and_fixed(tmp_path: Path) -> None:
         ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"lr": 0.1}}, "both searched"),
         ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"dropout": 2.0}}, "dropout"),
         ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "grid": {}}, "unknown table"),
+        # the data every trial shares comes from the search's flags, not from the space
+        ({"params": {"seed": {"type": "int", "low": 0, "high": 9}}}, "handnet search --seed"),
+        ({"params": {"width_normalize": {"choices": [0, 18]}}}, "--width-normalize"),
+        ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"deskew": True}}, "--deskew"),
+        ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"val_size": 0}}, "--val-size"),
+        (
+            {"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"dataset": "kmnist"}},
+            "--dataset",
+        ),
     ],
 )
 def test_bad_spaces_name_the_file_and_the_problem(doc: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -18,7 +18,9 @@ A space file is TOML with one ``[params.<name>]`` table per searched hyperparame
     dropout = 0.0
 
 A name is ``hidden_units`` or any `TrainConfig` field (lr, weight_decay, dropout, momentum,
-batch_size, ...).
+batch_size, ...), except the settings that decide the data: every trial trains on the one split the
+search loads from its flags (``--dataset``, ``--val-size``, ``--seed``, ``--deskew``,
+``--width-normalize``), so a space may neither search nor fix them.
 """
 
 from __future__ import annotations
@@ -32,8 +34,25 @@ from typing import Any
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
-_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-_NAMES = (_FIELDS - {"hidden_sizes", "dataset"}) | {"hidden_units"}
+# Settings that decide the data every trial shares, each with the search flag that sets it.
+DATA_SETTINGS = {
+    "dataset": "--dataset",
+    "val_size": "--val-size",
+    "seed": "--seed",
+    "split_seed": "--seed",
+    "deskew": "--deskew",
+    "width_normalize": "--width-normalize",
+}
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - set(DATA_SETTINGS)
+_NAMES = (_FIELDS - {"hidden_sizes"}) | {"hidden_units"}
+
+
+def _check_not_data(name: str, where: str) -> None:
+    if name in DATA_SETTINGS:
+        raise ConfigError(
+            f"{where}: {name!r} decides the data that every trial shares; "
+            f"set it with handnet search {DATA_SETTINGS[name]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ DEFAULT_SPACE = SearchSpace(
 
 
 def _param(name: str, spec: Any, where: str) -> Param:
+    _check_not_data(name, where)
     if name not in _NAMES:
         raise ConfigError(f"{where}: unknown parameter {name!r}; known: {sorted(_NAMES)}")
     if not isinstance(spec, dict):
@@ -137,6 +157,7 @@ def space_from_dict(d: dict[str, Any], where: str = "space") -> SearchSpace:
     if not isinstance(fixed, dict):
         raise ConfigError(f"{where}: [fixed] must be a table")
     for k in fixed:
+        _check_not_data(k, where)
         if k not in _FIELDS:
             raise ConfigError(f"{where}: [fixed] unknown setting {k!r}; known: {sorted(_FIELDS)}")
         if k in params:
