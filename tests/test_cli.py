@@ -264,6 +264,44 @@ def test_evaluate_with_test_time_augmentation(
     assert f"{unaugmented}: --tta: the model was trained without augmentation" in r.stderr
 
 
+def test_evaluate_on_the_validation_images_the_models_held_out(
+    trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    model, metrics = trained
+    r = handnet("evaluate", str(model), "--split", "validation", "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert (ev["split"], ev["n"], ev["dataset"]) == ("validation", 100, str(idx_dir))
+    assert ev["accuracy"] == pytest.approx(metrics["val_accuracy"])  # the very images it held out
+    assert ev["loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
+    assert (
+        "on " + str(idx_dir) + " validation (100 images)"
+        in handnet("evaluate", str(model), "--split", "validation").stdout.splitlines()[0]
+    )
+
+    def train(*flags: str) -> str:
+        r = handnet(
+            *("train", "--dataset", str(idx_dir), "--hidden-sizes", "8", "--epochs", "1"),
+            *(*flags, "--out", str(tmp_path), "--json"),
+        )
+        assert r.returncode == 0, r.stderr
+        return str(json.loads(r.stdout)["model"])
+
+    shared = train("--val-size", "100", "--seed", "5", "--split-seed", "0")  # model's split
+    r = handnet("evaluate", str(model), shared, "--split", "validation", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n"] == 100 and json.loads(r.stdout)["model"][1] == shared
+    for other, message in [
+        (train("--val-size", "100", "--seed", "5"), "held out other validation images than"),
+        (train("--val-size", "0"), "trained with val_size 0, so it held out no validation"),
+    ]:
+        r = handnet("evaluate", str(model), other, "--split", "validation")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert f"{other}: {message}" in r.stderr
+    r = handnet("evaluate", str(model), "--split", "validation", "--dataset", str(idx_dir))
+    assert r.returncode == 2 and "--dataset: not with --split validation" in r.stderr
+
+
 def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     out = tmp_path / "preview.png"
     r = handnet("augment-preview", "--n", "16", "--aug-rotate", "10", "--out", str(out))

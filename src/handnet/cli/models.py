@@ -14,7 +14,9 @@ from handnet.errors import ConfigError
 
 def add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
-        "evaluate", help="accuracy, loss, per-class accuracy and confusion matrix on a test set"
+        "evaluate",
+        help="accuracy, loss, per-class accuracy and confusion matrix on the test set (or on "
+        "the validation images the models held out)",
     )
     p.add_argument(
         "model",
@@ -27,6 +29,14 @@ def add_evaluate(sub: Any) -> None:
     )
     p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
     p.add_argument("--mirror", help="base URL to download named datasets from")
+    p.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="the test set, or the validation images the models held out in training, for "
+        "choosing a committee without the test set; its members must have held out the same "
+        "ones (train them with one --split-seed) (default: test)",
+    )
     add_tta_flags(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -36,6 +46,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.committee import check_compatible, committee_logits
     from handnet.data import load_splits
     from handnet.errors import DatasetError
+    from handnet.heldout import held_out_images
     from handnet.io import load_model
     from handnet.train import evaluate_logits
     from handnet.tta import check_augmented
@@ -47,17 +58,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if views:
         check_augmented(members, names)
     clf = members[0]
-    source = args.dataset or str(clf.meta.get("dataset", "mnist"))
-    splits, _ = load_splits(source, args.data_dir, args.mirror)
-    y = splits.y_test
+    if args.split == "validation":
+        if args.dataset:
+            raise ConfigError(
+                "--dataset: not with --split validation, whose images come from the dataset "
+                "the models were trained on"
+            )
+        source, X, y = held_out_images(members, names, args.data_dir, args.mirror)
+    else:
+        source = args.dataset or str(clf.meta.get("dataset", "mnist"))
+        splits, _ = load_splits(source, args.data_dir, args.mirror)
+        X, y = splits.X_test, splits.y_test
     if y.max() >= len(clf.classes):
         raise DatasetError(
             f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
         )
     if len(members) == 1 and not views:
-        result = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), y)
+        result = evaluate_logits(clf.net.predict_logits(clf.prepare(X)), y)
     else:
-        result = evaluate_logits(committee_logits(members, splits.X_test, views, rng), y)
+        result = evaluate_logits(committee_logits(members, X, views, rng), y)
     args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
     tta = {"views": views, "seed": args.tta_seed} if views else None
     if args.json:
@@ -65,6 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             {
                 "model": names[0] if len(names) == 1 else names,
                 "dataset": source,
+                "split": args.split,
                 "n": len(y),
                 "tta": tta,
                 **result.to_dict(),
@@ -72,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     with_tta = f", each with {views} augmented copies (--tta-seed {args.tta_seed})" if tta else ""
-    print(f"{args.model}  on {source} test ({len(y)} images{with_tta})")
+    print(f"{args.model}  on {source} {args.split} ({len(y)} images{with_tta})")
     print(f"accuracy {result.accuracy:.2%}   loss {result.loss:.4f}")
     print("per-class accuracy:")
     for name, acc in zip(clf.classes, result.per_class_accuracy):

@@ -260,10 +260,10 @@ def add_finetune(sub: Any) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    import dataclasses
     import math
 
     from handnet.finetune import finetune_output
+    from handnet.heldout import run_config
     from handnet.io import load_model, save_model
     from handnet.runs import load_run_data
     from handnet.train import Rngs, evaluate
@@ -271,14 +271,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
         raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
     clf = load_model(args.model)
-    cfg = TrainConfig.from_dict(dict(clf.meta.get("config", {})), where=f"{args.model} (config)")
-    # the data and input preparation the model file itself records
-    cfg = dataclasses.replace(
-        cfg,
-        dataset=str(clf.meta.get("dataset", cfg.dataset)),
-        deskew=clf.geometry.deskew,
-        width_normalize=clf.geometry.width,
-    )
+    cfg = run_config(clf, str(args.model))
     data = load_run_data(cfg, Rngs.for_config(cfg).split, args.data_dir, args.mirror)
     res = finetune_output(
         clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge

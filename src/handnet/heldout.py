@@ -1,0 +1,73 @@
+"""The validation images a trained model held out, found again from the config in its file.
+
+A run splits its validation rows off the training set with its split seed (``split_seed``, else
+``seed``; `handnet.train.Rngs.for_config`) before anything else draws from that stream, so the
+same config always holds out the same rows. This is what lets committee choices be made on
+validation: members trained with one ``--split-seed`` held out the same images, and can be judged
+on them together, leaving the test set for the one final report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.data import load_splits, stratified_split
+from handnet.errors import ConfigError, ModelFileError
+from handnet.model import Classifier
+from handnet.train import Rngs, TrainConfig
+
+
+def run_config(clf: Classifier, name: str) -> TrainConfig:
+    """The config ``clf`` was trained with, with the dataset and input preparation its file
+    records (they decide the data; the file is the authority on them)."""
+    stored = clf.meta.get("config")
+    if not isinstance(stored, dict):
+        raise ModelFileError(f"{name}: the file stores no training config, so its data is unknown")
+    cfg = TrainConfig.from_dict(stored, where=f"{name} (config)")
+    return dataclasses.replace(
+        cfg,
+        dataset=str(clf.meta.get("dataset", cfg.dataset)),
+        deskew=clf.geometry.deskew,
+        width_normalize=clf.geometry.width,
+    )
+
+
+def held_out_rows(cfg: TrainConfig, y_train: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Indices into the training set of the rows a run with ``cfg`` held out, as it split them."""
+    return stratified_split(y_train, cfg.val_size, Rngs.for_config(cfg).split)[1]
+
+
+def held_out_images(
+    models: Sequence[Classifier],
+    names: Sequence[str],
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+) -> tuple[str, npt.NDArray[np.generic], npt.NDArray[np.int64]]:
+    """(dataset, raw images, labels) that every one of ``models`` held out for validation.
+
+    Fails, naming the file, if a model held out nothing (``val_size = 0``) or other rows than the
+    first model did: a committee is judged on validation only where its members share it.
+    """
+    configs = [run_config(clf, name) for clf, name in zip(models, names)]
+    for cfg, name in zip(configs, names):
+        if cfg.val_size == 0:
+            raise ConfigError(
+                f"{name}: trained with val_size 0, so it held out no validation images"
+            )
+    first = configs[0]
+    splits, _ = load_splits(first.dataset, data_dir, mirror)
+    rows = held_out_rows(first, splits.y_train)
+    for cfg, name in zip(configs[1:], names[1:]):
+        if cfg.dataset != first.dataset or not np.array_equal(
+            held_out_rows(cfg, splits.y_train), rows
+        ):
+            raise ConfigError(
+                f"{name}: held out other validation images than {names[0]}; "
+                "train committee members with one --split-seed"
+            )
+    return first.dataset, splits.X_train[rows], splits.y_train[rows]

@@ -1,0 +1,48 @@
+"""Finding a model's validation images again from the config in its file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handnet.data import Normalization, load_splits
+from handnet.errors import ModelFileError
+from handnet.geometry import PLAIN, Geometry
+from handnet.heldout import held_out_rows, run_config
+from handnet.model import MLP, Classifier
+from handnet.runs import load_run_data
+from handnet.train import Rngs, TrainConfig
+
+
+@pytest.mark.parametrize("split_seed", [None, 7])
+def test_held_out_rows_are_the_rows_the_run_validated_on(split_seed: int | None) -> None:
+    cfg = TrainConfig(seed=3, split_seed=split_seed, val_size=500)
+    data = load_run_data(cfg, Rngs.for_config(cfg).split)
+    splits, _ = load_splits("mnist")
+    rows = held_out_rows(cfg, splits.y_train)
+    assert len(rows) == 500
+    np.testing.assert_array_equal(splits.y_train[rows], data.y_val)
+    raw = splits.X_train[rows].reshape(500, -1).astype(np.float32) / 255
+    np.testing.assert_allclose(data.norm.apply(raw), data.X_val, atol=1e-6)
+    # the split seed alone decides the rows: another run seed holds out the same ones
+    other = TrainConfig(
+        seed=4, split_seed=split_seed if split_seed is not None else 3, val_size=500
+    )
+    np.testing.assert_array_equal(held_out_rows(other, splits.y_train), rows)
+
+
+def _classifier(meta: dict, geometry: Geometry = PLAIN) -> Classifier:  # type: ignore[type-arg]
+    net = MLP(4, [3], 2, rng=np.random.default_rng(0))
+    return Classifier(net, Normalization(0.0, 1.0), ["a", "b"], (2, 2), meta, geometry)
+
+
+def test_run_config_takes_data_and_preparation_from_the_file() -> None:
+    stored = TrainConfig(dataset="mnist", seed=9).to_dict()
+    clf = _classifier({"config": stored, "dataset": "kmnist"}, Geometry(deskew=True, width=16))
+    cfg = run_config(clf, "m.safetensors")
+    assert (cfg.dataset, cfg.deskew, cfg.width_normalize, cfg.seed) == ("kmnist", True, 16, 9)
+
+
+def test_run_config_needs_a_stored_config() -> None:
+    with pytest.raises(ModelFileError, match=r"m\.safetensors: the file stores no training config"):
+        run_config(_classifier({}), "m.safetensors")
