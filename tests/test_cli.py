@@ -233,8 +233,16 @@ def test_evaluate_several_models_as_a_committee(
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
     assert ev["model"] == [str(model), str(other)] and sum(map(sum, ev["confusion"])) == 200
+    alone = [
+        json.loads(handnet("evaluate", str(m), "--dataset", str(idx_dir), "--json").stdout)
+        for m in (model, other)
+    ]
+    assert ev["member_accuracy"] == [a["accuracy"] for a in alone]
+    assert alone[0]["member_accuracy"] == [alone[0]["accuracy"]]
     text = handnet("evaluate", str(model), str(other), "--dataset", str(idx_dir)).stdout
+    lo, hi = sorted(a["accuracy"] for a in alone)
     assert text.startswith("committee of 2")
+    assert f"members {lo:.2%} to {hi:.2%}, mean {(lo + hi) / 2:.2%}" in text
 
 
 def test_evaluate_with_test_time_augmentation(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handnet.committee import check_compatible, committee_logits, committee_proba
+from handnet.committee import as_logits, check_compatible, committee_proba, committee_votes
 from handnet.data.split import Normalization
 from handnet.errors import ModelFileError
 from handnet.model import MLP, Classifier, softmax
@@ -23,8 +23,11 @@ def test_committee_is_the_mean_of_member_probabilities() -> None:
     np.testing.assert_allclose(committee_proba([m1, m2], images), (p1 + p2) / 2, rtol=1e-6)
     np.testing.assert_allclose(committee_proba([m1], images), p1, rtol=1e-6)
     np.testing.assert_allclose(
-        softmax(committee_logits([m1, m2], images)), (p1 + p2) / 2, rtol=1e-5
+        softmax(as_logits(committee_proba([m1, m2], images))), (p1 + p2) / 2, rtol=1e-5
     )
+    proba, answers = committee_votes([m1, m2], images)
+    np.testing.assert_array_equal(proba, committee_proba([m1, m2], images))
+    np.testing.assert_array_equal(answers, [p1.argmax(axis=1), p2.argmax(axis=1)])
     # Each member applies its own normalization: swapping m2's stats changes the committee.
     m2b = member(1, 0.1, 0.3)
     assert not np.allclose(committee_proba([m1, m2b], images), committee_proba([m1, m2], images))

@@ -37,28 +37,36 @@ def check_compatible(members: Sequence[Classifier], names: Sequence[str]) -> Non
             )
 
 
+def committee_votes(
+    members: Sequence[Classifier],
+    images: npt.NDArray[np.generic],
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> tuple[Array, npt.NDArray[np.intp]]:
+    """The mean of the members' probabilities, (N, classes) in float64, and each member's own
+    answer, (members, N). With ``views`` > 0 each member first averages over that many augmented
+    copies (`handnet.tta`). Each member draws from its own copy of ``rng``, so members trained
+    alike see the same copies, and a member's share is what it gives alone, wherever it stands
+    in the committee."""
+    total = np.zeros((len(images), len(members[0].classes)))
+    answers = np.empty((len(members), len(images)), np.intp)
+    for i, clf in enumerate(members):
+        p = tta_proba(clf, images, views, copy.deepcopy(rng))
+        total += p
+        answers[i] = p.argmax(axis=1)
+    return total / len(members), answers
+
+
 def committee_proba(
     members: Sequence[Classifier],
     images: npt.NDArray[np.generic],
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> Array:
-    """The mean of the members' probabilities, (N, classes), in float64. With ``views`` > 0 each
-    member first averages over that many augmented copies (`handnet.tta`). Each member draws from
-    its own copy of ``rng``, so members trained alike see the same copies, and a member's share
-    is what it gives alone, wherever it stands in the committee."""
-    total = np.zeros((len(images), len(members[0].classes)))
-    for clf in members:
-        total += tta_proba(clf, images, views, copy.deepcopy(rng))
-    return total / len(members)
+    """The committee's probabilities alone (`committee_votes`)."""
+    return committee_votes(members, images, views, rng)[0]
 
 
-def committee_logits(
-    members: Sequence[Classifier],
-    images: npt.NDArray[np.generic],
-    views: int = 0,
-    rng: np.random.Generator | None = None,
-) -> Array:
-    """log of the mean probability: logits whose softmax is the committee's probabilities."""
-    p = committee_proba(members, images, views, rng)
+def as_logits(p: Array) -> Array:
+    """log p: logits whose softmax is ``p`` (zeros become the log of the smallest float)."""
     return np.log(np.maximum(p, np.finfo(np.float64).tiny))

@@ -43,7 +43,7 @@ def add_evaluate(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from handnet.committee import check_compatible, committee_logits
+    from handnet.committee import as_logits, check_compatible, committee_votes
     from handnet.data import load_splits
     from handnet.errors import DatasetError
     from handnet.heldout import held_out_images
@@ -74,9 +74,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
         )
     if len(members) == 1 and not views:
-        result = evaluate_logits(clf.net.predict_logits(clf.prepare(X)), y)
+        logits = clf.net.predict_logits(clf.prepare(X))
+        answers = logits.argmax(axis=1)[None]
     else:
-        result = evaluate_logits(committee_logits(members, X, views, rng), y)
+        proba, answers = committee_votes(members, X, views, rng)
+        logits = as_logits(proba)
+    result = evaluate_logits(logits, y)
+    member_accuracy = (answers == y).mean(axis=1).tolist()
     args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
     tta = {"views": views, "seed": args.tta_seed} if views else None
     if args.json:
@@ -88,12 +92,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "n": len(y),
                 "tta": tta,
                 **result.to_dict(),
+                "member_accuracy": member_accuracy,
             }
         )
         return 0
     with_tta = f", each with {views} augmented copies (--tta-seed {args.tta_seed})" if tta else ""
     print(f"{args.model}  on {source} {args.split} ({len(y)} images{with_tta})")
     print(f"accuracy {result.accuracy:.2%}   loss {result.loss:.4f}")
+    if len(members) > 1:
+        print(
+            f"members {min(member_accuracy):.2%} to {max(member_accuracy):.2%}, "
+            f"mean {sum(member_accuracy) / len(members):.2%}"
+        )
     print("per-class accuracy:")
     for name, acc in zip(clf.classes, result.per_class_accuracy):
         print(f"  {name:>12}  {acc:.2%}")
