@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from handnet.errors import ModelFileError
 from handnet.model import Classifier
@@ -42,15 +43,20 @@ def committee_votes(
     images: npt.NDArray[np.generic],
     views: int = 0,
     rng: np.random.Generator | None = None,
+    *,
+    progress: bool = False,
 ) -> tuple[Array, npt.NDArray[np.intp]]:
     """The mean of the members' probabilities, (N, classes) in float64, and each member's own
     answer, (members, N). With ``views`` > 0 each member first averages over that many augmented
     copies (`handnet.tta`). Each member draws from its own copy of ``rng``, so members trained
     alike see the same copies, and a member's share is what it gives alone, wherever it stands
-    in the committee."""
+    in the committee. ``progress``: a bar over the members on stderr, if it is a terminal."""
     total = np.zeros((len(images), len(members[0].classes)))
     answers = np.empty((len(members), len(images)), np.intp)
-    for i, clf in enumerate(members):
+    bar = tqdm(
+        members, desc="members", unit="model", leave=False, disable=None if progress else True
+    )
+    for i, clf in enumerate(bar):
         p = tta_proba(clf, images, views, copy.deepcopy(rng))
         total += p
         answers[i] = p.argmax(axis=1)

@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         logits = clf.net.predict_logits(clf.prepare(X))
         answers = logits.argmax(axis=1)[None]
     else:
-        proba, answers = committee_votes(members, X, views, rng)
+        proba, answers = committee_votes(members, X, views, rng, progress=True)
         logits = as_logits(proba)
     result = evaluate_logits(logits, y)
     member_accuracy = (answers == y).mean(axis=1).tolist()
