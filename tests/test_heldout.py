@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from handnet.data import Normalization, load_splits
-from handnet.errors import ModelFileError
+from handnet.errors import ConfigError, ModelFileError
 from handnet.geometry import PLAIN, Geometry
-from handnet.heldout import held_out_rows, run_config
+from handnet.heldout import held_out_images, held_out_rows, run_config
 from handnet.model import MLP, Classifier
 from handnet.runs import load_run_data
 from handnet.train import Rngs, TrainConfig
@@ -46,3 +46,10 @@ def test_run_config_takes_data_and_preparation_from_the_file() -> None:
 def test_run_config_needs_a_stored_config() -> None:
     with pytest.raises(ModelFileError, match=r"m\.safetensors: the file stores no training config"):
         run_config(_classifier({}), "m.safetensors")
+
+
+def test_committee_members_must_share_the_dataset() -> None:
+    mnist = _classifier({"config": TrainConfig(dataset="mnist").to_dict(), "dataset": "mnist"})
+    kmnist = _classifier({"config": TrainConfig(dataset="kmnist").to_dict(), "dataset": "kmnist"})
+    with pytest.raises(ConfigError, match=r"^b: trained on kmnist, a on mnist$"):
+        held_out_images([mnist, kmnist], ["a", "b"])

@@ -54,18 +54,18 @@ def held_out_images(
     first model did: a committee is judged on validation only where its members share it.
     """
     configs = [run_config(clf, name) for clf, name in zip(models, names)]
+    first = configs[0]
     for cfg, name in zip(configs, names):
         if cfg.val_size == 0:
             raise ConfigError(
                 f"{name}: trained with val_size 0, so it held out no validation images"
             )
-    first = configs[0]
+        if cfg.dataset != first.dataset:
+            raise ConfigError(f"{name}: trained on {cfg.dataset}, {names[0]} on {first.dataset}")
     splits, _ = load_splits(first.dataset, data_dir, mirror)
     rows = held_out_rows(first, splits.y_train)
     for cfg, name in zip(configs[1:], names[1:]):
-        if cfg.dataset != first.dataset or not np.array_equal(
-            held_out_rows(cfg, splits.y_train), rows
-        ):
+        if not np.array_equal(held_out_rows(cfg, splits.y_train), rows):
             raise ConfigError(
                 f"{name}: held out other validation images than {names[0]}; "
                 "train committee members with one --split-seed"
