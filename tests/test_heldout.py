@@ -44,8 +44,15 @@ def test_run_config_takes_data_and_preparation_from_the_file() -> None:
 
 
 def test_run_config_needs_a_stored_config() -> None:
-    with pytest.raises(ModelFileError, match=r"m\.safetensors: the file stores no training config"):
+    with pytest.raises(
+        ModelFileError, match=r"m\.safetensors: the model file stores no training config"
+    ):
         run_config(_classifier({}), "m.safetensors")
+    broken = {"config": TrainConfig().to_dict() | {"val_size": -1}}
+    with pytest.raises(
+        ModelFileError, match=r"^m\.safetensors: the model's stored config: val_size"
+    ):
+        run_config(_classifier(broken), "m.safetensors")
 
 
 def test_committee_members_must_share_the_dataset() -> None:
