@@ -22,22 +22,11 @@ from handnet.model import Classifier
 from handnet.train import Rngs, TrainConfig
 
 
-def stored_config(clf: Classifier) -> TrainConfig:
-    """The training config stored in ``clf``'s file; a missing or invalid one is a bad file."""
-    stored = clf.meta.get("config")
-    if not isinstance(stored, dict):
-        raise ModelFileError("the model file stores no training config")
-    try:
-        return TrainConfig.from_dict(stored, where="the model's stored config")
-    except ConfigError as e:
-        raise ModelFileError(str(e)) from None
-
-
 def run_config(clf: Classifier, name: str) -> TrainConfig:
     """The config ``clf`` was trained with, with the dataset and input preparation its file
     records (they decide the data; the file is the authority on them). Errors name ``name``."""
     try:
-        cfg = stored_config(clf)
+        cfg = TrainConfig.stored_in(clf)
     except ModelFileError as e:
         raise ModelFileError(f"{name}: {e}") from None
     return dataclasses.replace(

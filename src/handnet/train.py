@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from handnet.augment import AugmentSpec
 from handnet.data import Dataset
-from handnet.errors import ConfigError, TrainingDiverged
+from handnet.errors import ConfigError, ModelFileError, TrainingDiverged
 from handnet.geometry import Geometry
 from handnet.layers import ACTIVATIONS
 from handnet.losses import L2Penalty, softmax_cross_entropy
-from handnet.model import MLP
+from handnet.model import MLP, Classifier
 from handnet.optim import SGD
 from handnet.schedules import warmup_cosine
 
@@ -160,10 +160,20 @@ class TrainConfig:
             raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
         try:
             return cls(**d)
-        except (TypeError, ValueError) as e:
-            if isinstance(e, ConfigError):
-                raise ConfigError(f"{where}: {e}") from None
+        except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise ConfigError(f"{where}: {e}") from None
+
+    @classmethod
+    def stored_in(cls, clf: Classifier) -> TrainConfig:
+        """The config ``clf`` was trained with, as its file stores it; a missing or invalid one
+        makes the file bad (`ModelFileError`)."""
+        stored = clf.meta.get("config")
+        if not isinstance(stored, dict):
+            raise ModelFileError("the model file stores no training config")
+        try:
+            return cls.from_dict(stored, where="the model's stored config")
+        except ConfigError as e:
+            raise ModelFileError(str(e)) from None
 
 
 @dataclass

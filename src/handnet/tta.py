@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from handnet.augment import Augmenter, AugmentSpec
 from handnet.errors import ConfigError, ModelFileError
-from handnet.heldout import stored_config
 from handnet.model import Classifier, softmax
+from handnet.train import TrainConfig
 
 Array = npt.NDArray[np.floating]
 
@@ -31,7 +31,7 @@ CHUNK = 2048
 
 def training_augmentation(clf: Classifier) -> AugmentSpec:
     """The augmentation ``clf`` was trained with, read from the config stored in its file."""
-    spec = stored_config(clf).augment_spec()
+    spec = TrainConfig.stored_in(clf).augment_spec()
     if not spec.active:
         raise ConfigError(
             "--tta: the model was trained without augmentation; there is none to draw"
