@@ -266,7 +266,7 @@ def _tamper(raw: bytes, case: str) -> bytes:
         ("pickle", "is a pickle, not a safetensors file; handnet never unpickles"),
         ("truncated", "corrupt tensor data"),
         ("tampered header", "corrupt safetensors header"),
-        ("huge header length", "truncated or not a safetensors file"),
+        ("huge header length", "truncated or corrupt safetensors file"),
         ("future version", "model format version 99 is not supported"),
         ("wrong shapes", "tensor layers.0.W has shape (8, 784), the architecture needs (784, 8)"),
     ],

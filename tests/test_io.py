@@ -72,7 +72,7 @@ BAD_FILES = {
     "empty": (b"", "only 0 bytes"),
     "truncated header": (GOOD[:50], "truncated"),
     "truncated data": (GOOD[: len(GOOD) - 100], "corrupt tensor data"),
-    "header not json": (GOOD[:8] + b"\xff" * 20 + GOOD[28:], "not JSON"),
+    "header not json": (GOOD[:8] + b"\xff" * 20 + GOOD[28:], "no JSON header"),
     "plain safetensors": (st_save({"W": np.zeros(2, np.float32)}), "not a handnet model"),
     "future version": (
         _rewrite(GOOD, lambda h, m: m.update(format_version=99)),

@@ -117,9 +117,14 @@ def read_header(
         raise error(f"{path}: is {kind}, not a safetensors file; handnet never unpickles")
     if len(raw) < 8:
         raise error(f"{path}: not a safetensors file (only {len(raw)} bytes)")
+    if not looks_safetensors:
+        raise error(f"{path}: not a safetensors file (no JSON header after its first 8 bytes)")
     (n,) = struct.unpack("<Q", raw[:8])
     if n > _MAX_HEADER or 8 + n > len(raw):
-        raise error(f"{path}: truncated or not a safetensors file (header of {n} bytes)")
+        raise error(
+            f"{path}: truncated or corrupt safetensors file "
+            f"(its header length says {n} bytes, the file has {len(raw)})"
+        )
     try:
         header = json.loads(raw[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
