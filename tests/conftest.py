@@ -1,15 +1,19 @@
-"""Shared test helpers: finite differences, small synthetic datasets, a cached real MNIST."""
+"""Shared test helpers: finite differences, small synthetic datasets and models, a cached real
+MNIST."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from handnet.data import Dataset, load_dataset
+from handnet.data import Dataset, Normalization, load_dataset
+from handnet.geometry import PLAIN, Geometry
+from handnet.model import MLP, Classifier
 
 
 def require(available: bool, what: str) -> None:
@@ -62,8 +66,6 @@ def mnist_model(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset:
     """A small random classification problem, already standardized."""
-    from handnet.data.split import Normalization
-
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(np.float32)
     y = rng.integers(0, c, n)
@@ -79,3 +81,9 @@ def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset
         X_test=X[16:32].copy(),
         y_test=y[16:32].copy(),
     )
+
+
+def meta_classifier(meta: dict[str, Any], geometry: Geometry = PLAIN) -> Classifier:
+    """A 4-3-2 model with the given file metadata, for code that reads what a model file records."""
+    net = MLP(4, [3], 2, rng=np.random.default_rng(0))
+    return Classifier(net, Normalization(0.0, 1.0), ["a", "b"], (2, 2), meta, geometry)

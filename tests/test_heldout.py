@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import meta_classifier
 
-from handnet.data import Normalization, load_splits
+from handnet.data import load_splits
 from handnet.errors import ConfigError, ModelFileError
-from handnet.geometry import PLAIN, Geometry
+from handnet.geometry import Geometry
 from handnet.heldout import held_out_images, held_out_rows, run_config
-from handnet.model import MLP, Classifier
 from handnet.runs import load_run_data
 from handnet.train import Rngs, TrainConfig
 
@@ -31,14 +31,9 @@ def test_held_out_rows_are_the_rows_the_run_validated_on(split_seed: int | None)
     np.testing.assert_array_equal(held_out_rows(other, splits.y_train), rows)
 
 
-def _classifier(meta: dict, geometry: Geometry = PLAIN) -> Classifier:  # type: ignore[type-arg]
-    net = MLP(4, [3], 2, rng=np.random.default_rng(0))
-    return Classifier(net, Normalization(0.0, 1.0), ["a", "b"], (2, 2), meta, geometry)
-
-
 def test_run_config_takes_data_and_preparation_from_the_file() -> None:
     stored = TrainConfig(dataset="mnist", seed=9).to_dict()
-    clf = _classifier({"config": stored, "dataset": "kmnist"}, Geometry(deskew=True, width=16))
+    clf = meta_classifier({"config": stored, "dataset": "kmnist"}, Geometry(deskew=True, width=16))
     cfg = run_config(clf, "m.safetensors")
     assert (cfg.dataset, cfg.deskew, cfg.width_normalize, cfg.seed) == ("kmnist", True, 16, 9)
 
@@ -47,16 +42,18 @@ def test_run_config_needs_a_stored_config() -> None:
     with pytest.raises(
         ModelFileError, match=r"m\.safetensors: the model file stores no training config"
     ):
-        run_config(_classifier({}), "m.safetensors")
+        run_config(meta_classifier({}), "m.safetensors")
     broken = {"config": TrainConfig().to_dict() | {"val_size": -1}}
     with pytest.raises(
         ModelFileError, match=r"^m\.safetensors: the model's stored config: val_size"
     ):
-        run_config(_classifier(broken), "m.safetensors")
+        run_config(meta_classifier(broken), "m.safetensors")
 
 
 def test_committee_members_must_share_the_dataset() -> None:
-    mnist = _classifier({"config": TrainConfig(dataset="mnist").to_dict(), "dataset": "mnist"})
-    kmnist = _classifier({"config": TrainConfig(dataset="kmnist").to_dict(), "dataset": "kmnist"})
+    mnist = meta_classifier({"config": TrainConfig(dataset="mnist").to_dict(), "dataset": "mnist"})
+    kmnist = meta_classifier(
+        {"config": TrainConfig(dataset="kmnist").to_dict(), "dataset": "kmnist"}
+    )
     with pytest.raises(ConfigError, match=r"^b: trained on kmnist, a on mnist$"):
         held_out_images([mnist, kmnist], ["a", "b"])

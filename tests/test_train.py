@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomli_w
-from conftest import tiny_dataset
+from conftest import meta_classifier, tiny_dataset
 
 from handnet.cli.common import load_config_file
-from handnet.data import Dataset, Normalization
+from handnet.data import Dataset
 from handnet.errors import ConfigError, ModelFileError, TrainingDiverged
-from handnet.model import MLP, Classifier
 from handnet.runs import load_run_data
 from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
 
@@ -133,16 +132,12 @@ def test_config_dict_round_trip_and_unknown_keys() -> None:
 
 
 def test_stored_in_reads_a_model_files_config() -> None:
-    def classifier(meta: dict[str, object]) -> Classifier:
-        net = MLP(4, [3], 2, rng=np.random.default_rng(0))
-        return Classifier(net, Normalization(0.0, 1.0), ["a", "b"], (2, 2), meta)
-
     cfg = TrainConfig(hidden_sizes=(3,), activation="relu", seed=9)
-    assert TrainConfig.stored_in(classifier({"config": cfg.to_dict()})) == cfg
+    assert TrainConfig.stored_in(meta_classifier({"config": cfg.to_dict()})) == cfg
     with pytest.raises(ModelFileError, match="stores no training config"):
-        TrainConfig.stored_in(classifier({}))
+        TrainConfig.stored_in(meta_classifier({}))
     with pytest.raises(ModelFileError, match=r"^the model's stored config: unknown setting"):
-        TrainConfig.stored_in(classifier({"config": {"learning_rate": 0.1}}))
+        TrainConfig.stored_in(meta_classifier({"config": {"learning_rate": 0.1}}))
 
 
 def test_split_seed_moves_the_split_alone(tmp_path: Path) -> None:
