@@ -243,15 +243,25 @@ def test_signal_checkpoints_prints_resume_command_and_exits(
     assert_same_weights(reference, weights(resume(Path(command[-1]))))
 
 
-def test_resume_rejects_training_flags(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--lr", "0.1"], "--lr"),
+        (["--no-deskew"], "--no-deskew"),
+        (["--width-normalize", "16"], "--width-normalize"),
+        (["--finetune", "--aug-thread"], "--finetune, --aug-thread"),
+    ],
+)
+def test_resume_rejects_training_flags(tmp_path: Path, flags: list[str], named: str) -> None:
     r = subprocess.run(
-        [*HANDNET, "train", "--resume", str(tmp_path), "--lr", "0.1"],
+        [*HANDNET, "train", "--resume", str(tmp_path), *flags],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=60,
     )
-    assert r.returncode == 2 and "drop --lr" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert f"drop {named}" in r.stderr
 
 
 def image_dataset() -> Dataset:

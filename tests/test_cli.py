@@ -322,6 +322,10 @@ def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
     assert handnet("augment-preview", "--out", str(out), "--aug-scale", "2").returncode == 2
     r = handnet("augment-preview", "--n", "4", "--width-normalize", "12", "--out", str(out))
     assert r.returncode == 0 and "4 digits (width 12 px)" in r.stdout, r.stderr
+    # neither a recipe nor --aug-* flags: Simard's elastic distortions, not train's 1 px shifts
+    assert "shift=0.0" in r.stdout and "elastic_alpha=34.0" in r.stdout, r.stdout
+    r = handnet("augment-preview", "--out", str(out), "--aug-shift", "0")
+    assert r.returncode == 2 and "flags: every augmentation is off" in r.stderr, r.stderr
 
 
 def test_shape_flags_reach_the_model_and_mix_in_committees(

@@ -128,13 +128,27 @@ def add_train(sub: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
+SWITCHES = ("nesterov", "finetune", "aug_thread")  # on/off flags, absent unless given
+
+
+def settings_given(args: argparse.Namespace) -> list[str]:
+    """The flags on the command line that set training settings, as typed."""
+    given = [f for f, name, _, _ in TRAIN_FLAGS if hasattr(args, name)]
+    given += ["--" + s.replace("_", "-") for s in SWITCHES if hasattr(args, s)]
+    if hasattr(args, "deskew"):
+        given.append("--deskew" if args.deskew else "--no-deskew")
+    if hasattr(args, "width_normalize"):
+        given.append("--width-normalize")
+    return given + ["--config"] * bool(args.config)
+
+
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     where = str(args.config) if args.config else "flags"
     values.update(
         {name: getattr(args, name) for _, name, _, _ in TRAIN_FLAGS if hasattr(args, name)}
     )
-    for switch in ("nesterov", "finetune", "aug_thread"):
+    for switch in SWITCHES:
         if hasattr(args, switch):
             values[switch] = True
     values.update({k: getattr(args, k) for k in GEOMETRY_FLAGS if k in args})
@@ -148,8 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every={args.checkpoint_every}: must be >= 0")
     if args.resume is not None:
-        given = [f for f, name, _, _ in TRAIN_FLAGS if hasattr(args, name)]
-        given += ["--nesterov"] * hasattr(args, "nesterov") + ["--config"] * bool(args.config)
+        given = settings_given(args)
         if given:
             raise ConfigError(
                 f"--resume continues a run with its saved settings; drop {', '.join(given)}"
@@ -224,11 +237,16 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     if args.n < 1 or args.versions < 1:
         raise ConfigError("--n and --versions must be >= 1")
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k.startswith("aug_")})
+    aug_flags = {k: v for k, v in vars(args).items() if k.startswith("aug_")}
+    values.update(aug_flags)
     values.update({k: getattr(args, k) for k in ("seed", "dataset", *GEOMETRY_FLAGS) if k in args})
-    cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
-    spec = cfg.augment_spec()
-    if not spec.active:
+    where = str(args.config or "flags")
+    cfg = TrainConfig.from_dict(values, where=where)
+    if args.config or aug_flags:
+        spec = cfg.augment_spec()
+        if not spec.active:
+            raise ConfigError(f"{where}: every augmentation is off, so there is nothing to draw")
+    else:  # neither a recipe nor --aug-* flags: Simard 2003's distortions, not train's defaults
         spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
     splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
     shape = tuple(int(d) for d in splits.X_train.shape[1:])
