@@ -96,8 +96,8 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "median":
         # Stop a trial whose epoch-k accuracy is below the median of earlier trials at epoch k,
-        # once 5 trials have finished, and never in epoch 1 (warmup makes it noisy).
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        # once 5 trials have finished; from epoch 1 on (a trial reports after each epoch k >= 1).
+        return optuna.pruners.MedianPruner(n_startup_trials=5)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
