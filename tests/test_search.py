@@ -323,6 +323,12 @@ def test_summary_of_a_missing_study_is_a_one_line_error(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env(), timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such study" in r.stderr
+    # without --storage the study's database lives under --out, beside the study's files
+    r = subprocess.run(
+        [*HANDNET, "search", "--summary", "--study", "nope", "--out", str(tmp_path / "elsewhere")],
+        capture_output=True, text=True, env=env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and f"in sqlite:///{tmp_path}/elsewhere/search.db" in r.stderr
 
 
 # -------------------------------------------------------------------- PostgreSQL, two workers

@@ -48,15 +48,13 @@ from handnet.search_storage import (
 )
 from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
 
-DEFAULT_STORAGE = "sqlite:///runs/search.db"
-
 
 @dataclass(frozen=True)
 class SearchConfig:
     """How to search (the what is a `SearchSpace` laid over a base `TrainConfig`)."""
 
     study: str = "search"
-    storage: str = DEFAULT_STORAGE
+    storage: str = ""  # a database URL; empty: sqlite:///OUT/search.db
     trials: int | None = 20  # budget counted over the whole study, across runs and workers
     timeout: float | None = None  # seconds after which this run starts no new trial
     sampler: str = "tpe"  # tpe or random (the seed's method)
@@ -67,6 +65,8 @@ class SearchConfig:
     progress: bool = True  # one line per finished trial on stderr
 
     def __post_init__(self) -> None:
+        if not self.storage:
+            object.__setattr__(self, "storage", f"sqlite:///{self.out / 'search.db'}")
         if self.trials is not None and self.trials < 1:
             raise ConfigError(f"--trials {self.trials}: must be >= 1")
         if self.timeout is not None and not self.timeout > 0:

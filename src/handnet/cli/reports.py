@@ -58,7 +58,9 @@ def add_report(sub: Any) -> None:
     )
     add_run_source(p, required=False)
     p.add_argument("--study", help="a search study's name (see handnet search)")
-    p.add_argument("--storage", help="the study's storage URL (default: handnet search's)")
+    p.add_argument(
+        "--storage", help="the study's storage URL (default: sqlite:///RUNS/search.db, as search)"
+    )
     p.add_argument(
         "--runs", type=Path, default=Path("runs"), help="where the search wrote its studies"
     )
@@ -87,7 +89,9 @@ def _study_report(args: argparse.Namespace) -> Path:
         from handnet import search as S
         from handnet.search_report import write_study_report
     except ImportError as e:
-        raise ConfigError(f"needs the search extra: pip install 'handnet[search]' ({e})") from None
-    cfg = S.SearchConfig(study=args.study, storage=args.storage or S.DEFAULT_STORAGE, out=args.runs)
+        raise ConfigError(
+            f"needs the search extra: pip install -e '.[search]' in handnet's directory ({e})"
+        ) from None
+    cfg = S.SearchConfig(study=args.study, storage=args.storage or "", out=args.runs)
     study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
     return write_study_report(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)

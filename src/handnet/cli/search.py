@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import DEFAULTS, GEOMETRY_FLAGS, add_geometry_flags, whole_number
+from handnet.cli.common import (
+    DEFAULTS,
+    GEOMETRY_FLAGS,
+    DefaultsHelp,
+    add_geometry_flags,
+    whole_number,
+)
 from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
@@ -18,7 +24,7 @@ def add_search(sub: Any) -> None:
         help="hyperparameter search on Optuna (resumable, parallel, multi-machine, pruned)",
         description="Search hyperparameters. Re-running the same command resumes the study; "
         "several processes (--jobs, or other machines on one --storage) share it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument(
         "--trials",
@@ -48,8 +54,8 @@ def add_search(sub: Any) -> None:
     p.add_argument("--study", default="search", help="study name; its files go to OUT/STUDY/")
     p.add_argument(
         "--storage",
-        default="sqlite:///runs/search.db",
-        help="database URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB",
+        help="database URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB "
+        "(default: sqlite:///OUT/search.db)",
     )
     p.add_argument("--jobs", type=whole_number, default=1, help="worker processes on this machine")
     p.add_argument(
@@ -66,7 +72,7 @@ def add_search(sub: Any) -> None:
         "--seed",
         type=whole_number,
         default=DEFAULTS.seed,
-        help="training seed shared by all trials (split, init, shuffle, dropout)",
+        help="training seed shared by all trials (split, init, shuffle, dropout, augmentation)",
     )
     add_geometry_flags(p, "every trial's model does the same to its inputs")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where OUT/STUDY/ is created")
@@ -98,12 +104,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         from handnet import search as S
         from handnet.search_results import leaderboard
     except ImportError as e:
-        raise ConfigError(f"needs the search extra: pip install 'handnet[search]' ({e})") from None
+        raise ConfigError(
+            f"needs the search extra: pip install -e '.[search]' in handnet's directory ({e})"
+        ) from None
     from handnet.search_space import DEFAULT_SPACE, load_space
 
     cfg = S.SearchConfig(
         study=args.study,
-        storage=args.storage,
+        storage=args.storage or "",
         trials=args.trials,
         timeout=args.timeout,
         sampler=args.sampler,
