@@ -4,7 +4,7 @@
 ``random_state``, ``fit``/``partial_fit``, ``validate_data``) and handnet's (label codes 0..C-1, a
 `Dataset` standardized with one scalar mean and std, `TrainConfig`, `TrainState`,
 `handnet.train.fit`). No math lives here; the network, loss, optimizer and schedule are the ones
-the CLI trains. Needs scikit-learn >= 1.6 (``pip install 'handnet[sklearn]'``).
+the CLI trains. Needs scikit-learn >= 1.6 (``pip install -e '.[sklearn]'`` in handnet's directory).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ try:
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "handnet.estimator needs scikit-learn >= 1.6: pip install 'handnet[sklearn]'"
+        "handnet.estimator needs scikit-learn >= 1.6: "
+        "pip install -e '.[sklearn]' in handnet's directory"
     ) from e
 
 from handnet.data import Dataset, Normalization, dataset_from_arrays

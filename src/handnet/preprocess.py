@@ -51,7 +51,7 @@ def _pil() -> Any:
         from PIL import Image, ImageOps
     except ImportError:  # pragma: no cover - Pillow is a dependency
         raise ImageError(
-            "reading images needs Pillow: pip install pillow (or pip install 'handnet[serve]')"
+            "reading images needs Pillow, a dependency of handnet: pip install pillow"
         ) from None
     return Image, ImageOps
 
@@ -79,7 +79,11 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> FloatImag
     except ImageError:
         raise
     except Exception as e:  # Pillow raises many types on corrupt data; each becomes one line
-        why = "not a PNG, JPEG or BMP image" if type(e).__name__ == "UnidentifiedImageError" else e
+        why = (
+            "not an image format Pillow reads"
+            if type(e).__name__ == "UnidentifiedImageError"
+            else e
+        )
         raise ImageError(f"{label}: cannot read image ({why})") from None
 
 

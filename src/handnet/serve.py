@@ -27,7 +27,8 @@ try:
     from pydantic import BaseModel, Field
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise HandnetError(
-        f"handnet serve needs the 'serve' extra ({e.name} is missing): pip install 'handnet[serve]'"
+        f"handnet serve needs the 'serve' extra ({e.name} is missing): "
+        "pip install -e '.[serve]' in handnet's directory"
     ) from None
 
 from handnet.predict import Prediction, predict_images, strongest_units
@@ -41,7 +42,7 @@ IMAGE_TYPES = ["image/png", "image/jpeg", "image/bmp", "application/octet-stream
 class PredictRequest(BaseModel):
     image: str = Field(
         description="The image as base64, or as a data URL (data:image/png;base64,...). "
-        "PNG, JPEG or BMP of any size; dark ink on light paper or light ink on dark.",
+        "PNG, JPEG, BMP, GIF, TIFF or WebP, any size; dark ink on light paper or light ink on dark.",
         min_length=1,
         examples=["data:image/png;base64,iVBORw0KGgo..."],
     )

@@ -22,6 +22,16 @@ else:  # pragma: no cover
 DEFAULTS = TrainConfig()
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where it has none (its help says what then) and
+    for on/off switches, which are off unless given."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``handnet train: --lr: ...``) and exit 2."""
 

@@ -209,7 +209,7 @@ def add_serve(sub: Any) -> None:
         "serve",
         help="a web page to draw digits and watch the model answer, plus a JSON API",
         description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
-        "Needs the 'serve' extra: pip install 'handnet[serve]'.",
+        "Needs the 'serve' extra: pip install -e '.[serve]' in handnet's directory.",
     )
     p.add_argument("model", type=Path, help="a .safetensors model file")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")

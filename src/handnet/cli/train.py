@@ -10,6 +10,7 @@ from typing import Any
 from handnet.cli.common import (
     DEFAULTS,
     GEOMETRY_FLAGS,
+    DefaultsHelp,
     add_geometry_flags,
     load_config_file,
     print_json,
@@ -72,14 +73,14 @@ def add_train(sub: Any) -> None:
         "train",
         help="train a model and save it under runs/",
         description="Train an MLP. Precedence: defaults < --config FILE.toml < flags.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     for flag, name, typ, help_ in TRAIN_FLAGS:
         default = getattr(DEFAULTS, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        p.add_argument(
-            flag, dest=name, type=typ, default=argparse.SUPPRESS, help=f"{help_} (default: {shown})"
-        )
+        if default is not None:  # None: the help says what happens
+            help_ = f"{help_} (default: {shown})"
+        p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
     add_geometry_flags(p, "the model does the same to its inputs")
     p.add_argument(
         "--nesterov",
@@ -265,8 +266,10 @@ def add_finetune(sub: Any) -> None:
         "finetune",
         help="refit a model's output layer by least squares; write a new model file",
         description="Solve W_out = (sum x x^T + ridge I)^-1 sum x y^T over the model's training "
-        "split (re-derived from its config's seed and val_size), x the last hidden activation with "
-        "a 1 appended, y one-hot. The new layer is kept only if validation accuracy does not drop.",
+        "split (found again from its stored config: seed, split_seed, val_size), x the last hidden "
+        "activation with a 1 appended, y one-hot. The new layer is kept only if validation "
+        "accuracy does not drop.",
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("model", type=Path, help="a .safetensors model file")
     p.add_argument("--ridge", type=float, default=1.0, help="ridge added to sum x x^T")
