@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from conftest import tiny_dataset
@@ -143,11 +145,31 @@ def test_prefetcher_yields_what_sequential_augmentation_gives() -> None:
 
 
 def test_prefetcher_hands_worker_errors_to_the_consumer() -> None:
-    def broken(_: np.ndarray) -> np.ndarray:
-        raise RuntimeError("augmentation failed")
+    class Broken(Augmenter):
+        def __call__(self, X: np.ndarray) -> np.ndarray:
+            raise RuntimeError("augmentation failed")
 
+    broken = Broken(AugmentSpec(shift=1.0), (28, 28), np.random.default_rng(0))
     with pytest.raises(RuntimeError, match="augmentation failed"):
-        list(Prefetcher(digits(4), np.arange(4), 2, broken))  # type: ignore[arg-type]
+        list(Prefetcher(digits(4), np.arange(4), 2, broken))
+
+
+def test_closing_a_prefetcher_rewinds_the_stream_to_the_first_batch_not_handed_out() -> None:
+    X, spec = digits(32), AugmentSpec(rotate=10.0, elastic_alpha=8.0)
+    inline = Augmenter(spec, (28, 28), np.random.default_rng(0))
+    first = inline(X[:4])
+    after_one_batch = inline.rng.bit_generator.state
+    ahead = Augmenter(spec, (28, 28), np.random.default_rng(0))
+    pf = Prefetcher(X, np.arange(32), 4, ahead)
+    batches = iter(pf)
+    np.testing.assert_array_equal(next(batches), first)
+    for _ in range(1000):  # wait until the worker has drawn ahead: two batches queued
+        if pf._q.full():
+            break
+        time.sleep(0.01)
+    assert pf._q.full()
+    pf.close()
+    assert ahead.rng.bit_generator.state == after_one_batch
 
 
 def test_fit_with_augmented_batches_is_reproducible() -> None:

@@ -274,6 +274,9 @@ def image_dataset() -> Dataset:
     [
         ({"aug_shift": 1.0, "aug_rotate": 10.0}, 3),  # on-the-fly batches, stopped mid-epoch
         ({"aug_shift": 1.0, "aug_rotate": 10.0}, 9),
+        # the background thread draws batches ahead; stopping rewinds the stream past them
+        ({"aug_shift": 1.0, "aug_rotate": 10.0, "aug_thread": True}, 3),
+        ({"aug_elastic_alpha": 8.0, "aug_thread": True}, 5),
         ({"aug_elastic_alpha": 8.0, "augment_copies": 1, "finetune": True}, 10),  # the seed's way
     ],
 )

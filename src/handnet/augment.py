@@ -25,8 +25,9 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -289,13 +290,21 @@ def blas_threads_beside(background: bool) -> contextlib.AbstractContextManager[o
 
 
 class Prefetcher:
-    """Yields ``augment(X[perm[batch]])`` for consecutive batches, computed one batch ahead in a
-    background thread. The order of RNG draws is that of the batches, so results are reproducible.
+    """Yields ``augment(X[perm[batch]])`` for consecutive batches, computed ahead in a background
+    thread. The order of RNG draws is that of the batches, so results are reproducible; `close`
+    rewinds the augment stream to where the first batch not yet handed out began, so a run
+    stopped mid-epoch saves the stream exactly as the inline path would (resumes are bit-exact).
     """
 
-    def __init__(self, X: Array, perm: npt.NDArray[np.intp], batch_size: int, augment: Augmenter):
-        self._q: queue.Queue[Array | BaseException | None] = queue.Queue(maxsize=2)
+    def __init__(
+        self, X: Array, perm: npt.NDArray[np.intp], batch_size: int, augment: Augmenter
+    ) -> None:
+        # each batch travels with the stream's state from before it was drawn
+        self._q: queue.Queue[tuple[Mapping[str, Any], Array] | BaseException | None] = queue.Queue(
+            maxsize=2
+        )
         self._stop = threading.Event()
+        self._rng = augment.rng
         self._thread = threading.Thread(
             target=self._work, args=(X, perm, batch_size, augment), daemon=True
         )
@@ -306,7 +315,8 @@ class Prefetcher:
             for i in range(0, len(perm), bs):
                 if self._stop.is_set():
                     return
-                self._q.put(augment(np.take(X, perm[i : i + bs], axis=0)))
+                before = self._rng.bit_generator.state
+                self._q.put((before, augment(np.take(X, perm[i : i + bs], axis=0))))
             self._q.put(None)
         except BaseException as e:  # handed to the consumer, re-raised there
             self._q.put(e)
@@ -318,22 +328,29 @@ class Prefetcher:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item[1]
 
     def close(self) -> None:
-        """Stop the worker early (e.g. when training stops mid-epoch) and wait for it."""
+        """Stop the worker early (e.g. when training stops mid-epoch), wait for it, and rewind
+        the augment stream past the batches it drew but never handed out."""
         self._stop.set()
+        unused: list[tuple[Mapping[str, Any], Array] | BaseException | None] = []
         while self._thread.is_alive():
             try:
-                self._q.get(timeout=0.05)
+                unused.append(self._q.get(timeout=0.05))
             except queue.Empty:
                 pass
         self._thread.join()
+        while not self._q.empty():
+            unused.append(self._q.get_nowait())
+        drawn = [item for item in unused if isinstance(item, tuple)]
+        if drawn:
+            self._rng.bit_generator.state = drawn[0][0]
 
 
 def batch_source(
     augment: Augmenter, *, background: bool = False
-) -> Callable[[Array, npt.NDArray[np.intp], int], Iterator[Array]]:
+) -> Callable[[Array, npt.NDArray[np.intp], int], Generator[Array, None, None]]:
     """A ``fit(batch_source=...)`` hook: given (X_train, perm, batch_size), an iterator of batches.
 
     ``background`` prepares each batch one ahead in a `Prefetcher` thread. On the 2-core VM that
@@ -341,11 +358,15 @@ def batch_source(
     thread makes them wait for each other (see BENCHMARKS.md), so the default is inline.
     """
 
-    def inline(X: Array, perm: npt.NDArray[np.intp], batch_size: int) -> Iterator[Array]:
+    def inline(
+        X: Array, perm: npt.NDArray[np.intp], batch_size: int
+    ) -> Generator[Array, None, None]:
         for i in range(0, len(perm), batch_size):
             yield augment(np.take(X, perm[i : i + batch_size], axis=0))
 
-    def prefetched(X: Array, perm: npt.NDArray[np.intp], batch_size: int) -> Iterator[Array]:
+    def prefetched(
+        X: Array, perm: npt.NDArray[np.intp], batch_size: int
+    ) -> Generator[Array, None, None]:
         pf = Prefetcher(X, perm, batch_size, augment)
         try:
             yield from pf

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,7 +278,7 @@ def evaluate(model: MLP, X: Array, y: npt.NDArray[np.integer]) -> Evaluation:
 
 EpochCallback = Callable[[TrainState, dict[str, float]], None]
 # (X_train, perm, batch_size) -> the epoch's input batches in order, e.g. augmented ones.
-BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Iterator[Array]]
+BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Generator[Array, None, None]]
 
 
 def fit(
@@ -384,6 +384,8 @@ def fit(
                 bar.update(1)
                 if stop is not None and i + 1 < steps_per_epoch and stop():
                     bar.close()
+                    if batches is not None:  # now, before the caller saves the random streams:
+                        batches.close()  # a prefetching source rewinds what it drew ahead
                     state.cursor = EpochCursor(
                         perm, i + 1, loss_sum, correct, reg, time.perf_counter() - t0
                     )
