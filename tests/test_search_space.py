@@ -64,6 +64,10 @@ def test_toml_file_with_choices_and_fixed(tmp_path: Path) -> None:
         ({"params": {"lr": {"low": 1.0, "high": 0.1}}}, "low <= high"),
         ({"params": {"hidden_units": {"type": "int", "low": 1.5, "high": 9}}}, "must be int"),
         ({"params": {"lr": {"high": 1.0}}}, "needs low"),
+        # a whole-number setting drawn as a float would fail every trial after its draw
+        ({"params": {"batch_size": {"low": 32, "high": 512}}}, 'add type = "int"'),
+        ({"params": {"activation": {"choices": ["tanh", "sigmoid"]}}}, "activation='sigmoid'"),
+        ({"params": {"hidden_units": {"choices": [64, "128"]}}}, "list of whole numbers"),
         ({"params": {}}, "nothing to search"),
         ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"lr": 0.1}}, "both searched"),
         ({"params": {"lr": {"low": 0.1, "high": 1.0}}, "fixed": {"dropout": 2.0}}, "dropout"),

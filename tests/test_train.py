@@ -124,6 +124,34 @@ def test_config_rejects_out_of_range(field: str, value: object) -> None:
         TrainConfig(**{field: value})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"hidden_sizes": "512"}, r"hidden_sizes='512': must be a list of whole numbers"),
+        ({"hidden_sizes": [100.9]}, "hidden_sizes"),
+        ({"hidden_sizes": 512}, "hidden_sizes"),
+        ({"epochs": 2.5}, "epochs=2.5: must be a whole number"),
+        ({"batch_size": 100.7}, "batch_size"),
+        ({"seed": True}, "seed"),
+        ({"split_seed": 1.5}, "split_seed"),
+        ({"lr": "0.1"}, "lr='0.1': must be a number"),
+        ({"dataset": 3}, "dataset=3: must be a string"),
+    ],
+)
+def test_config_rejects_wrong_types_instead_of_truncating(
+    setting: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(setting, where="recipe.toml")
+
+
+def test_config_turns_numpy_scalars_and_ints_for_floats_into_python_numbers() -> None:
+    cfg = TrainConfig(epochs=np.int64(3), lr=1, hidden_sizes=np.array([4, 5]))  # type: ignore[arg-type]
+    assert (cfg.epochs, cfg.lr, cfg.hidden_sizes) == (3, 1.0, (4, 5))
+    assert type(cfg.epochs) is int and type(cfg.lr) is float
+    assert all(type(h) is int for h in cfg.hidden_sizes)
+
+
 def test_config_dict_round_trip_and_unknown_keys() -> None:
     cfg = TrainConfig(hidden_sizes=(3, 4), lr=0.2)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg

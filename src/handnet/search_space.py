@@ -45,6 +45,7 @@ DATA_SETTINGS = {
 }
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - set(DATA_SETTINGS)
 _NAMES = (_FIELDS - {"hidden_sizes"}) | {"hidden_units"}
+_WHOLE = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "int"} | {"hidden_units"}
 
 
 def _check_not_data(name: str, where: str) -> None:
@@ -125,10 +126,17 @@ def _param(name: str, spec: Any, where: str) -> Param:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{where}: [params.{name}] choices must be a non-empty list")
+        for c in choices:  # each must make a valid config on its own
+            setting = {"hidden_sizes": [c]} if name == "hidden_units" else {name: c}
+            TrainConfig.from_dict(
+                TrainConfig().to_dict() | setting, where=f"{where} [params.{name}]"
+            )
         return Param(name, "choice", choices=tuple(choices))
     kind = spec.get("type", "float")
     if kind not in ("float", "int"):
         raise ConfigError(f"{where}: [params.{name}] type must be float or int, not {kind!r}")
+    if name in _WHOLE and kind != "int":
+        raise ConfigError(f'{where}: [params.{name}] is a whole number; add type = "int"')
     try:
         low, high = spec["low"], spec["high"]
     except KeyError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -80,7 +81,7 @@ class TrainConfig:
     finetune_ridge: float = 1.0  # ridge added to sum x x^T
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        self._check_types()
         checks = [
             *(
                 (name, isinstance(getattr(self, name), bool), "must be true or false")
@@ -131,6 +132,27 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
         _ = self.geometry  # checks deskew and width_normalize
 
+    def _check_types(self) -> None:
+        """Whole numbers where the field says int, numbers where it says float, a list of whole
+        numbers for hidden_sizes: "512" or 2.5 epochs are refused, not truncated or crashed on
+        later. NumPy scalars (say from a scikit-learn parameter grid) become Python numbers."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "int | None") and value is not None:
+                if not _is_whole(value):
+                    raise ConfigError(f"{f.name}={value!r}: must be a whole number")
+                object.__setattr__(self, f.name, int(value))
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise ConfigError(f"{f.name}={value!r}: must be a number")
+                object.__setattr__(self, f.name, float(value))
+            elif f.type == "str" and not isinstance(value, str):
+                raise ConfigError(f"{f.name}={value!r}: must be a string")
+        sizes = self.hidden_sizes
+        if not isinstance(sizes, (list, tuple, np.ndarray)) or not all(map(_is_whole, sizes)):
+            raise ConfigError(f"hidden_sizes={sizes!r}: must be a list of whole numbers")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
+
     @property
     def geometry(self) -> Geometry:
         return Geometry(deskew=self.deskew, width=self.width_normalize)
@@ -174,6 +196,10 @@ class TrainConfig:
             return cls.from_dict(stored, where="the model's stored config")
         except ConfigError as e:
             raise ModelFileError(str(e)) from None
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
