@@ -492,7 +492,9 @@ def main() -> None:
         cmd += ["--systems", *args.systems]
         subprocess.run(cmd, env=env, check=True)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        from handnet.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from conftest import tiny_dataset
 
 from handnet.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_states
 from handnet.data import Dataset, write_idx
-from handnet.errors import CheckpointError, RunInterrupted
+from handnet.errors import CheckpointError, ConfigError, RunInterrupted
 from handnet.io import load_model
 from handnet.runs import resume_run, train_run
 from handnet.train import Rngs, TrainConfig
@@ -262,6 +262,14 @@ def test_resume_rejects_training_flags(tmp_path: Path, flags: list[str], named: 
     )
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert f"drop {named}" in r.stderr
+
+
+def test_a_run_without_test_images_is_refused_before_it_writes_anything(tmp_path: Path) -> None:
+    data = tiny_dataset()
+    data = dataclasses.replace(data, X_test=data.X_test[:0], y_test=data.y_test[:0])
+    with pytest.raises(ConfigError, match="no test images"):
+        train_run(CFG, out=tmp_path / "runs", data=data, progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def image_dataset() -> Dataset:

@@ -82,6 +82,13 @@ def test_idx_wrong_magic_and_count_mismatch(tmp_path: Path) -> None:
         read_idx_pair(tmp_path / "x.gz", tmp_path / "y.gz")
 
 
+def test_idx_directory_without_training_images_is_a_dataset_error(tmp_path: Path) -> None:
+    for name, array in zip(registry.IDX_FILES, (IMGS[:0], LABELS[:0], IMGS[:4], LABELS[:4])):
+        write_idx(tmp_path / name, array)
+    with pytest.raises(DatasetError, match="no train images"):
+        load_splits(str(tmp_path))
+
+
 def test_idx_corrupt_and_truncated_gzip(tmp_path: Path) -> None:
     data = gzip.compress(_idx_bytes(IMGS))
     (tmp_path / "t.gz").write_bytes(data[: len(data) // 2])

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import handnet
+from handnet.committee import committee_proba
 from handnet.data import Dataset
 from handnet.data.registry import load_bundled_mnist
 from handnet.geometry import Geometry
@@ -136,6 +137,14 @@ def test_predict_images_names_the_bad_image(mnist_model: Path, tmp_path: Path) -
     Image.new("L", (40, 40), 255).save(blank)
     with pytest.raises(handnet.ImageError, match=r"blank\.png: no ink"):
         handnet.predict_images(clf, [blank])
+
+
+def test_no_images_give_no_answers(mnist_model: Path) -> None:
+    clf = load_model(mnist_model)
+    none = np.zeros((0, 28, 28), np.uint8)
+    assert clf.predict_proba(none).shape == (0, 10) and clf.predict(none) == []
+    assert committee_proba([clf, clf], none, views=2, rng=np.random.default_rng(0)).shape == (0, 10)
+    assert handnet.predict_images(clf, []) == []
 
 
 @pytest.fixture(scope="module")

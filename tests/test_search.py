@@ -27,6 +27,7 @@ from conftest import require, tiny_dataset
 
 from handnet.data import Dataset, write_idx
 from handnet.data.split import Normalization
+from handnet.errors import ConfigError
 from handnet.geometry import Geometry
 from handnet.io import load_model
 from handnet.search import Objective, SearchConfig, counts_toward_budget, open_study, search
@@ -180,6 +181,13 @@ def test_resuming_with_another_space_is_refused(tmp_path: Path) -> None:
     other = SearchSpace(SPACE.params[:1])
     with pytest.raises(Exception, match="other settings"):
         open_study(cfg, open_storage(cfg.storage), space=other, base=PLAIN)
+
+
+def test_a_search_without_validation_images_is_refused_before_any_trial(tmp_path: Path) -> None:
+    cfg = SearchConfig(out=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="--val-size 0: a search ranks its trials on validation"):
+        search(cfg, base=TrainConfig(val_size=0))
+    assert not (tmp_path / "search.db").exists()
 
 
 def test_postgres_urls_use_psycopg3() -> None:

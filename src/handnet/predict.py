@@ -83,6 +83,8 @@ def predict_images(
     With ``views`` > 0 the probabilities average over that many augmented copies drawn from
     ``rng`` (test-time augmentation, `handnet.tta`)."""
     labels = list(names) if names is not None else [_name(s, i) for i, s in enumerate(images)]
+    if not labels:
+        return []
     inputs = np.stack([prepare_image(clf, s, n) for s, n in zip(images, labels)])
     seen = clf.normalize_shape(inputs)  # deskewed or width-normalized once, then shown and used
     probs = view_average_proba(clf, clf.standardize(seen), views, rng).astype(np.float32)

@@ -131,6 +131,8 @@ def train_run(
     rngs = Rngs.for_config(cfg)
     if data is None:
         data = load_run_data(cfg, rngs.split, data_dir, mirror)
+    if len(data.y_test) == 0:
+        raise ConfigError(f"{data.name}: no test images; a run reports test accuracy at its end")
     t_data = time.perf_counter() - t_start
     data, batches = prepare_augmentation(cfg, data, rngs)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)

@@ -416,6 +416,8 @@ def search(
 ) -> optuna.Study:
     """Run (or resume) the study with ``cfg.jobs`` workers here; returns the study when they stop."""
     base = base or TrainConfig()
+    if base.val_size == 0:
+        raise ConfigError("--val-size 0: a search ranks its trials on validation images; give >= 1")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(cfg.storage)
     study = open_study(cfg, storage, space=space, base=base)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from handnet.data.matfile import read_mat5
 from handnet.errors import DatasetError
+from handnet.io import atomic_write_bytes
 
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -104,7 +105,7 @@ def write_idx(path: str | Path, array: npt.NDArray[np.uint8]) -> None:
     a = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
     data = header + a.tobytes()
-    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    atomic_write_bytes(path, gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def _labels_vector(path: Path, key: str, labels: object) -> npt.NDArray[np.int64]:
@@ -171,7 +172,7 @@ def load_mat(path: str | Path) -> Splits:
             )
     except ValueError as e:  # ragged concatenation
         raise DatasetError(f"{path}: inconsistent arrays ({e})") from None
-    return _checked(path, Splits(X_tr, y_tr, X_te, y_te))
+    return checked_splits(path, Splits(X_tr, y_tr, X_te, y_te))
 
 
 def load_npz(path: str | Path) -> Splits:
@@ -196,7 +197,7 @@ def load_npz(path: str | Path) -> Splits:
         raise DatasetError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     y_tr = _labels_vector(path, "y_train", arrays["y_train"])
     y_te = _labels_vector(path, "y_test", arrays["y_test"])
-    return _checked(path, Splits(arrays["x_train"], y_tr, arrays["x_test"], y_te))
+    return checked_splits(path, Splits(arrays["x_train"], y_tr, arrays["x_test"], y_te))
 
 
 def _check_npy_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
@@ -228,13 +229,15 @@ def _check_npy_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
         )
 
 
-def _checked(path: Path, s: Splits) -> Splits:
+def checked_splits(path: Path, s: Splits) -> Splits:
     """Common checks: numeric images, one label per image, the same image size in train and test."""
     for name, X, y in (("train", s.X_train, s.y_train), ("test", s.X_test, s.y_test)):
         if X.dtype.kind not in "uif":
             raise DatasetError(f"{path}: {name} images have dtype {X.dtype}, expected numbers")
-        if X.ndim < 2 or X.shape[0] == 0:
+        if X.ndim < 2:
             raise DatasetError(f"{path}: {name} images have shape {X.shape}")
+        if X.shape[0] == 0:
+            raise DatasetError(f"{path}: no {name} images")
         if X.shape[0] != y.shape[0]:
             raise DatasetError(f"{path}: {X.shape[0]} {name} images but {y.shape[0]} labels")
     if s.X_train.shape[1:] != s.X_test.shape[1:]:

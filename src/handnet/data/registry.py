@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from handnet.data.formats import Splits, read_idx_pair
+from handnet.data.formats import Splits, checked_splits, read_idx_pair
 from handnet.errors import DatasetError
 
 IDX_FILES = (
@@ -84,11 +84,7 @@ def read_idx_dir(directory: Path) -> Splits:
     """Read the four standard IDX files from one directory."""
     X_tr, y_tr = read_idx_pair(directory / IDX_FILES[0], directory / IDX_FILES[1])
     X_te, y_te = read_idx_pair(directory / IDX_FILES[2], directory / IDX_FILES[3])
-    if X_tr.shape[1:] != X_te.shape[1:]:
-        raise DatasetError(
-            f"{directory}: training images are {X_tr.shape[1:]} but test images are {X_te.shape[1:]}"
-        )
-    return Splits(X_tr, y_tr, X_te, y_te)
+    return checked_splits(directory, Splits(X_tr, y_tr, X_te, y_te))
 
 
 def _sha256(path: Path) -> str:

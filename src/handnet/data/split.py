@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ def stratified_split(
 def to_unit(X: npt.NDArray[np.generic], what: str) -> npt.NDArray[np.float32]:
     """Pixels as float32 in [0, 1], flattened to (N, D): integers are divided by 255; floats
     already in [0, 1] are kept, floats in [0, 255] are divided by 255."""
-    Xf = X.reshape(len(X), -1).astype(np.float32)
+    Xf = X.reshape(len(X), math.prod(X.shape[1:])).astype(np.float32)  # (0, D) too
     if not np.all(np.isfinite(Xf)):
         raise DatasetError(f"{what}: images contain NaN or inf")
     lo, hi = (float(Xf.min()), float(Xf.max())) if Xf.size else (0.0, 0.0)
