@@ -69,7 +69,8 @@ def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
     the integers and normalized to sum 1.
 
     With step 1, K u K^T is the separable blur of an (n, n) field u with zero padding outside, as
-    scipy.ndimage.gaussian_filter(u, sigma, mode="constant"). With step s, a field of iid values
+    scipy.ndimage.gaussian_filter(u, sigma, mode="constant") (exactly when 4 sigma is a whole
+    number: the kernel is cut at ceil(4 sigma) here, at int(4 sigma + 0.5) there). With step s, a field of iid values
     drawn on the coarse grid blurs to one with the same variance (the sqrt(s) per axis makes up for
     s^2 fewer samples) and, for sigma well above s, the same smooth look, from s^2 fewer draws.
     """
@@ -98,17 +99,19 @@ def affine_matrices(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Random forward maps (A (n, 2, 2), t (n, 2)) in (row, col) coordinates.
 
-    A = diag(s_row, s_col) R(theta) Sh(phi), with R a rotation (counter-clockwise as displayed) and
-    Sh a horizontal shear col += tan(phi) * row.
+    A = diag(s_row, s_col) R(theta) Sh(phi), with R a rotation (clockwise as displayed for
+    theta > 0; theta is drawn symmetrically) and Sh a horizontal shear col += tan(phi) * row.
     """
     u = rng.random((n, 6), dtype=np.float32) * 2 - 1  # U[-1, 1), drawn in float32
+    # theta and phi come out float64 (NumPy 2 keeps deg2rad's float64 scalar): n numbers, cast
+    # with A at the end. Kept so, because the published recipe figures were drawn this way.
     theta = np.deg2rad(spec.rotate) * u[:, 0]
     phi = np.deg2rad(spec.shear) * u[:, 1]
     s_r = 1 + spec.scale * u[:, 2]
     s_c = 1 + spec.scale * u[:, 3]
     t = spec.shift * u[:, 4:6]
     cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(phi)
-    # Rotation in (row, col) with row pointing down: counter-clockwise on screen.
+    # Rotation in (row, col) with row pointing down: (0, 1) goes to (sin, cos), clockwise on screen.
     R = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)  # (n, 2, 2)
     Sh = np.zeros_like(R)
     Sh[:, 0, 0] = 1

@@ -2,8 +2,9 @@
 
 Layout: the tensors under the model's dotted keys (``layers.0.W``), all float32, and one metadata
 entry ``handnet`` holding a JSON object (format version, architecture, normalization, classes,
-dataset, hyperparameters, history, metrics, version, creation time). ``load_model`` checks every
-key, shape and dtype against that metadata before building anything.
+dataset, hyperparameters, history, metrics, version, creation time). ``load_model`` checks that
+the architecture's parameter count matches the file before building the network, then every key,
+shape and dtype before using any value.
 """
 
 from __future__ import annotations

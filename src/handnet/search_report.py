@@ -30,7 +30,8 @@ _PLOTS = (
         "history",
         "Optimization history",
         history_figure,
-        "Each trial's best validation accuracy in the order the trials ran, and the best so far.",
+        "Each trial's validation accuracy at its end, in the order the trials ran, and the best "
+        "so far.",
     ),
     (
         "importances",

@@ -304,14 +304,18 @@ def serve(
     app = create_app(
         clf, max_bytes=max_bytes, tta_views=tta_views, tta_seed=tta_seed, name=str(model)
     )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock: socket.socket | None = None
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as e:
+        if sock is not None:
+            sock.close()
         raise HandnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
-    url = f"http://{host}:{sock.getsockname()[1]}/"
-    print(f"handnet serve: {model} at {url}  (API docs at {url}docs)", flush=True)
-    config = uvicorn.Config(app, log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
+    with sock:  # closed however the server ends
+        url = f"http://{host}:{sock.getsockname()[1]}/"
+        print(f"handnet serve: {model} at {url}  (API docs at {url}docs)", flush=True)
+        config = uvicorn.Config(app, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
