@@ -38,12 +38,12 @@ def test_mlp_gradient_with_l2_and_fixed_dropout_mask(
     def loss() -> float:
         reseed()
         ce, _ = softmax_cross_entropy(net.forward(X.copy(), train=True), y)
-        return ce + L2Penalty(lam)([(W, np.zeros_like(W)) for W, _ in net.weight_pairs()])
+        return ce + L2Penalty(lam).value(net.weight_pairs())
 
     reseed()
     _, dz = softmax_cross_entropy(net.forward(X.copy(), train=True), y)
     net.backward(dz)
-    L2Penalty(lam)(net.weight_pairs())
+    L2Penalty(lam).add_gradient(net.weight_pairs())
     grads = {k: g.copy() for k, g in net.gradients().items()}
     for k, p in net.parameters().items():
         assert_grad_close(grads[k], numerical_grad(loss, p), rtol=1e-6)

@@ -72,8 +72,3 @@ class L2Penalty:
         if lam == 0.0:
             return 0.0
         return 0.5 * lam * sum(float(np.dot(W.reshape(-1), W.reshape(-1))) for W, _ in weights)
-
-    def __call__(self, weights: Sequence[tuple[Array, Array]]) -> float:
-        """Both at once: add the gradient, return the loss term."""
-        self.add_gradient(weights)
-        return self.value(weights)
