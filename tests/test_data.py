@@ -27,6 +27,7 @@ from handnet.data import (
 from handnet.data.formats import load_mat, load_npz
 from handnet.data.split import Normalization, to_unit
 from handnet.errors import DatasetError
+from handnet.io import new_file_mode
 
 RNG = np.random.default_rng(0)
 IMGS = RNG.integers(0, 256, (12, 28, 28), dtype=np.uint8)
@@ -287,6 +288,8 @@ def test_download_from_local_mirror(
     assert sorted(p.name for p in (tmp_path / "cache" / "kmnist").iterdir()) == sorted(
         registry.IDX_FILES
     )
+    for p in (tmp_path / "cache" / "kmnist").iterdir():  # readable like any new file, not 0600
+        assert p.stat().st_mode & 0o777 == new_file_mode()
     # Served from the cache the second time, even with the server's files gone.
     for f in root.iterdir():
         f.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -149,6 +150,17 @@ def test_atomic_write_keeps_old_file_on_failure(
     with pytest.raises(HandnetError, match="No space left"):
         atomic_write_bytes(p, b"new contents")
     assert p.read_bytes() == b"old" and [f.name for f in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_gives_the_permissions_of_a_new_file(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        (tmp_path / "plain").write_bytes(b"x")  # what open() gives under this umask
+        atomic_write_bytes(tmp_path / "atomic", b"x")
+    finally:
+        os.umask(old)
+    plain, atomic = ((tmp_path / n).stat().st_mode & 0o777 for n in ("plain", "atomic"))
+    assert atomic == plain == 0o640
 
 
 def test_atomic_write_read_only_directory(tmp_path: Path) -> None:

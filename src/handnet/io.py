@@ -35,11 +35,20 @@ FORMAT_VERSIONS = (1, 2)
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
+def new_file_mode() -> int:
+    """What open() gives a new file, 0666 less the umask. (mkstemp's own 0600 would hide models,
+    plots and reports from the other users of a shared machine, or from a web server.)"""
+    mask = os.umask(0)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
 
     A crash, a full disk or a read-only directory leaves either the old file or none, never a
-    half-written one, and the temp file is removed on any failure.
+    half-written one, and the temp file is removed on any failure. The file gets the permissions
+    a newly created file would (0666 less the umask).
     """
     path = Path(path)
     try:
@@ -48,6 +57,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         raise HandnetError(f"{path}: cannot write ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, new_file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from handnet.data.formats import Splits, checked_splits, read_idx_pair
 from handnet.errors import DatasetError
+from handnet.io import new_file_mode
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -118,6 +119,7 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
     try:
         h = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            os.chmod(tmp, new_file_mode())  # a shared cache stays readable to its other users
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 h.update(chunk)
                 out.write(chunk)
