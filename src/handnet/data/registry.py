@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from handnet.data.formats import Splits, checked_splits, read_idx_pair
 from handnet.errors import DatasetError
-from handnet.io import new_file_mode
+from handnet.io import atomic_open
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -114,22 +113,18 @@ def load_bundled_mnist() -> Splits:
 def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
     """Fetch ``url`` to ``dest`` atomically; on a checksum mismatch delete it and raise."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
         h = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            os.chmod(tmp, new_file_mode())  # a shared cache stays readable to its other users
+        with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 h.update(chunk)
                 out.write(chunk)
-        if h.hexdigest() != md5:
-            raise DatasetError(f"{url}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})")
-        os.replace(tmp, dest)
+            if h.hexdigest() != md5:  # inside the block: nothing replaces dest
+                raise DatasetError(
+                    f"{url}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})"
+                )
     except (urllib.error.URLError, OSError) as e:
         raise DatasetError(f"{url}: download failed ({e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
