@@ -1,6 +1,11 @@
 """The project's own error types: one base class so the CLI can turn any of them into one line."""
 
 
+def install_extra(extra: str) -> str:
+    """The command that adds an optional part of handnet, which installs from its checkout."""
+    return f"pip install -e '.[{extra}]' in handnet's directory"
+
+
 class HandnetError(Exception):
     """A user-facing problem (bad file, bad flag, diverged run). The CLI prints it on one line."""
 

@@ -18,18 +18,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from handnet.errors import ConfigError, HandnetError, ModelFileError, install_extra
+
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "handnet.estimator needs scikit-learn >= 1.6: "
-        "pip install -e '.[sklearn]' in handnet's directory"
+        f"handnet.estimator needs scikit-learn >= 1.6: {install_extra('sklearn')}"
     ) from e
 
 from handnet.data import Dataset, Normalization, dataset_from_arrays
-from handnet.errors import ConfigError, HandnetError, ModelFileError
 from handnet.io import load_model, save_model
 from handnet.model import MLP, Classifier
 from handnet.optim import SGD

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from handnet.errors import HandnetError
+from handnet.errors import HandnetError, install_extra
 from handnet.model import Classifier
 
 try:
@@ -27,8 +27,7 @@ try:
     from pydantic import BaseModel, Field
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise HandnetError(
-        f"handnet serve needs the 'serve' extra ({e.name} is missing): "
-        "pip install -e '.[serve]' in handnet's directory"
+        f"handnet serve needs the 'serve' extra ({e.name} is missing): {install_extra('serve')}"
     ) from None
 
 from handnet.predict import Prediction, predict_images, strongest_units

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from handnet.errors import ConfigError
+from handnet.errors import ConfigError, install_extra
 from handnet.train import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -30,6 +30,11 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+def needs_search_extra(e: ImportError) -> ConfigError:
+    """The error of a command that needs Optuna (the search extra) without it."""
+    return ConfigError(f"needs the search extra: {install_extra('search')} ({e})")
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from handnet.cli.common import add_tta_flags, print_json, tta_views, whole_number
-from handnet.errors import ConfigError
+from handnet.errors import ConfigError, install_extra
 
 
 def add_evaluate(sub: Any) -> None:
@@ -209,7 +209,7 @@ def add_serve(sub: Any) -> None:
         "serve",
         help="a web page to draw digits and watch the model answer, plus a JSON API",
         description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
-        "Needs the 'serve' extra: pip install -e '.[serve]' in handnet's directory.",
+        f"Needs the 'serve' extra: {install_extra('serve')}.",
     )
     p.add_argument("model", type=Path, help="a .safetensors model file")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")

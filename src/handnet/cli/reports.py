@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from handnet.cli.common import needs_search_extra
 from handnet.errors import ConfigError
 
 
@@ -89,9 +90,7 @@ def _study_report(args: argparse.Namespace) -> Path:
         from handnet import search as S
         from handnet.search_report import write_study_report
     except ImportError as e:
-        raise ConfigError(
-            f"needs the search extra: pip install -e '.[search]' in handnet's directory ({e})"
-        ) from None
+        raise needs_search_extra(e) from None
     cfg = S.SearchConfig(study=args.study, storage=args.storage or "", out=args.runs)
     study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
     return write_study_report(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)

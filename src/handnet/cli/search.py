@@ -12,9 +12,9 @@ from handnet.cli.common import (
     GEOMETRY_FLAGS,
     DefaultsHelp,
     add_geometry_flags,
+    needs_search_extra,
     whole_number,
 )
-from handnet.errors import ConfigError
 from handnet.train import TrainConfig
 
 
@@ -104,9 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         from handnet import search as S
         from handnet.search_results import leaderboard
     except ImportError as e:
-        raise ConfigError(
-            f"needs the search extra: pip install -e '.[search]' in handnet's directory ({e})"
-        ) from None
+        raise needs_search_extra(e) from None
     from handnet.search_space import DEFAULT_SPACE, load_space
 
     cfg = S.SearchConfig(
