@@ -70,9 +70,10 @@ def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
 
     With step 1, K u K^T is the separable blur of an (n, n) field u with zero padding outside, as
     scipy.ndimage.gaussian_filter(u, sigma, mode="constant") (exactly when 4 sigma is a whole
-    number: the kernel is cut at ceil(4 sigma) here, at int(4 sigma + 0.5) there). With step s, a field of iid values
-    drawn on the coarse grid blurs to one with the same variance (the sqrt(s) per axis makes up for
-    s^2 fewer samples) and, for sigma well above s, the same smooth look, from s^2 fewer draws.
+    number: the kernel is cut at ceil(4 sigma) here, at int(4 sigma + 0.5) there). With step s,
+    a field of iid values drawn on the coarse grid blurs to one with the same variance (the
+    sqrt(s) per axis makes up for s^2 fewer samples) and, for sigma well above s, the same smooth
+    look, from s^2 fewer draws.
     """
     m = -(-n // step)
     x = step * np.arange(m) + (step - 1) / 2

@@ -41,7 +41,8 @@ IMAGE_TYPES = ["image/png", "image/jpeg", "image/bmp", "application/octet-stream
 class PredictRequest(BaseModel):
     image: str = Field(
         description="The image as base64, or as a data URL (data:image/png;base64,...). "
-        "PNG, JPEG, BMP, GIF, TIFF or WebP, any size; dark ink on light paper or light ink on dark.",
+        "PNG, JPEG, BMP, GIF, TIFF or WebP, any size; dark ink on light paper or light ink on "
+        "dark.",
         min_length=1,
         examples=["data:image/png;base64,iVBORw0KGgo..."],
     )
