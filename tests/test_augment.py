@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -199,7 +200,7 @@ def test_fit_with_augmented_batches_is_reproducible() -> None:
         ("augment_copies", -1),
     ],
 )
-def test_config_rejects_bad_augmentation(field: str, value: object) -> None:
+def test_config_rejects_bad_augmentation(field: str, value: Any) -> None:
     from handnet.errors import ConfigError
 
     with pytest.raises(ConfigError, match=field):

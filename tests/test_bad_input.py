@@ -63,7 +63,7 @@ def quadrants(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.nda
     return X, y.astype(np.uint8)
 
 
-def write_idx_dir(d: Path, train: tuple, test: tuple) -> Path:  # type: ignore[type-arg]
+def write_idx_dir(d: Path, train: tuple, test: tuple) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     write_idx(d / "train-images-idx3-ubyte.gz", train[0])
     write_idx(d / "train-labels-idx1-ubyte.gz", train[1])
@@ -345,7 +345,7 @@ def test_read_only_output_directory(world: Path) -> None:
     assert snapshot(ro) == {"keep.txt": b"old\n"} and sorted(os.listdir(ro)) == ["keep.txt"]
 
 
-def _file_size_limit(limit: int):  # type: ignore[no-untyped-def]
+def _file_size_limit(limit: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write returns EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -289,9 +290,9 @@ def image_dataset() -> Dataset:
     ],
 )
 def test_stop_and_resume_with_augmentation_is_bit_exact(
-    tmp_path: Path, extra: dict[str, object], stop_at: int
+    tmp_path: Path, extra: dict[str, Any], stop_at: int
 ) -> None:
-    cfg = dataclasses.replace(CFG, **extra)  # type: ignore[arg-type]
+    cfg = dataclasses.replace(CFG, **extra)
     ref = train_run(cfg, out=tmp_path / "ref", data=image_dataset(), progress=False)
     with pytest.raises(RunInterrupted):
         train_run(

@@ -49,7 +49,7 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+def trained(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("runs")
     r = handnet(
         "train",
@@ -70,7 +70,7 @@ def trained(idx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return Path(metrics["model"]), metrics
 
 
-def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:
     model, metrics = trained
     run_dir = model.parent
     assert model.name == run_dir.name + ".safetensors" and run_dir.name.startswith("model-")
@@ -85,7 +85,7 @@ def test_train_writes_a_run_directory(trained: tuple[Path, dict]) -> None:  # ty
     assert len((run_dir / "history.csv").read_text().splitlines()) == 4
 
 
-def test_config_file_is_reusable_and_flags_win(trained: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_config_file_is_reusable_and_flags_win(trained: tuple[Path, dict], tmp_path: Path) -> None:
     model, _ = trained
     cfg = model.parent / "config.toml"
     r = handnet(
@@ -101,7 +101,7 @@ def test_config_file_is_reusable_and_flags_win(trained: tuple[Path, dict], tmp_p
     assert r.returncode == 2 and "split_seed=-2: must be >= 0" in r.stderr
 
 
-def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:  # type: ignore[type-arg]
+def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:
     model, metrics = trained
     r = handnet("evaluate", str(model), "--dataset", str(idx_dir), "--json")
     assert r.returncode == 0, r.stderr
@@ -159,7 +159,7 @@ def test_bad_config_values_name_the_file(
 
 def test_evaluate_rejects_labels_beyond_the_model(
     trained: tuple[Path, dict], tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     model, _ = trained
     imgs = np.zeros((3, 28, 28), np.uint8)
     np.savez(
@@ -174,7 +174,7 @@ def test_evaluate_rejects_labels_beyond_the_model(
 
 
 def test_plot_and_report_from_the_model_file_alone(
-    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    trained: tuple[Path, dict],
     idx_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -208,7 +208,7 @@ def test_augmented_training_with_finetune_reports_it(idx_dir: Path, tmp_path: Pa
     assert "aug_shift = 1.0" in cfg and "finetune = true" in cfg
 
 
-def test_finetune_command_writes_a_new_model(trained: tuple[Path, dict], idx_dir: Path) -> None:  # type: ignore[type-arg]
+def test_finetune_command_writes_a_new_model(trained: tuple[Path, dict], idx_dir: Path) -> None:
     model, metrics = trained
     out = model.with_name("tuned.safetensors")
     r = handnet("finetune", str(model), "--out", str(out), "--json")
@@ -222,7 +222,7 @@ def test_finetune_command_writes_a_new_model(trained: tuple[Path, dict], idx_dir
 
 def test_evaluate_several_models_as_a_committee(
     trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     model, _ = trained
     r = handnet(
         *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "3"),
@@ -247,7 +247,7 @@ def test_evaluate_several_models_as_a_committee(
 
 def test_evaluate_with_test_time_augmentation(
     trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     model, metrics = trained
     args = ("evaluate", str(model), "--dataset", str(idx_dir), "--json")
     r = handnet(*args, "--tta", "4")
@@ -274,7 +274,7 @@ def test_evaluate_with_test_time_augmentation(
 
 def test_evaluate_on_the_validation_images_the_models_held_out(
     trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     model, metrics = trained
     r = handnet("evaluate", str(model), "--split", "validation", "--json")
     assert r.returncode == 0, r.stderr
@@ -330,7 +330,7 @@ def test_augment_preview_draws_a_png(tmp_path: Path) -> None:
 
 def test_shape_flags_reach_the_model_and_mix_in_committees(
     trained: tuple[Path, dict], idx_dir: Path, tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+) -> None:
     plain, _ = trained
     r = handnet(
         *("train", "--dataset", str(idx_dir), "--hidden-sizes", "16", "--epochs", "2"),
@@ -358,7 +358,7 @@ def test_shape_flags_reach_the_model_and_mix_in_committees(
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "width_normalize=40" in r.stderr
 
 
-def test_a_reader_that_leaves_early_gets_no_traceback(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_a_reader_that_leaves_early_gets_no_traceback(trained: tuple[Path, dict]) -> None:
     model, _ = trained
     p = subprocess.Popen(
         [*HANDNET, "info", str(model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE

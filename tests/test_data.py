@@ -66,7 +66,7 @@ def _idx_bytes(arr: np.ndarray) -> bytes:
         (lambda b: b"", "too short"),
     ],
 )
-def test_idx_malformed(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_idx_malformed(tmp_path: Path, mutate, message: str) -> None:
     p = tmp_path / "bad.idx"
     p.write_bytes(mutate(_idx_bytes(IMGS)))
     with pytest.raises(DatasetError, match=message) as e:
@@ -215,7 +215,7 @@ def test_user_file_nan_and_label_checks(tmp_path: Path) -> None:
 # --- named datasets ------------------------------------------------------------------------------
 
 
-def test_bundled_mnist(mnist) -> None:  # type: ignore[no-untyped-def]
+def test_bundled_mnist(mnist) -> None:
     assert mnist.X_train.shape == (55000, 784) and mnist.X_val.shape == (5000, 784)
     assert mnist.X_test.shape == (10000, 784)
     assert mnist.X_train.dtype == np.float32
@@ -274,7 +274,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_download_from_local_mirror(
     server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     url, root = server
     md5 = _fake_idx_dir(root)
     monkeypatch.setenv("HANDNET_CACHE", str(tmp_path / "cache"))
@@ -296,7 +296,7 @@ def test_download_from_local_mirror(
     assert registry.load_named("kmnist").X_train.shape == (10, 28, 28)
 
 
-def test_download_checksum_mismatch_leaves_nothing(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_download_checksum_mismatch_leaves_nothing(server, tmp_path: Path) -> None:
     url, root = server
     (root / "f.gz").write_bytes(b"some bytes")
     dest = tmp_path / "cache" / "f.gz"

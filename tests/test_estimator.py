@@ -141,13 +141,14 @@ def test_bad_input_gives_clear_errors() -> None:
         clf.predict(X[:, :4])
     with pytest.raises(ValueError, match="Unknown label type"):
         HandnetClassifier().fit(X, np.linspace(0, 1, len(X)))
-    for bad, msg in [
+    bad_params: list[tuple[dict[str, Any], str]] = [
         ({"lr": -1.0}, "lr=-1.0"),
         ({"dropout": 1.0}, "dropout=1.0"),
         ({"activation": "sigmoid"}, "activation='sigmoid'"),
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
         ({"random_state": -2}, "random_state=-2"),
-    ]:
+    ]
+    for bad, msg in bad_params:
         with pytest.raises(ValueError, match=msg):
             HandnetClassifier(**bad).fit(X, y)
     # a fit that fails on a parameter leaves the earlier fit as it was

@@ -58,7 +58,11 @@ def test_ink_is_scaled_to_the_width_about_its_centre_of_mass(width: int) -> None
 
 def test_a_digit_already_that_wide_and_a_blank_are_unchanged() -> None:
     box = ring((9, 18))  # 10 columns of full ink: 10 pixels wide, edge to edge
-    assert ink_width(box[None] / np.float32(255))[0] == pytest.approx(width_of(box)) == 10
+    assert (
+        ink_width(box[None].astype(np.float32) / np.float32(255))[0]
+        == pytest.approx(width_of(box))
+        == 10
+    )
     blank = np.zeros((28, 28), np.uint8)
     out = normalize_width(np.stack([box, blank]), (28, 28), 10)
     np.testing.assert_array_equal(out[0], box)

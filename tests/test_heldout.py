@@ -22,7 +22,7 @@ def test_held_out_rows_are_the_rows_the_run_validated_on(split_seed: int | None)
     rows = held_out_rows(cfg, splits.y_train)
     assert len(rows) == 500
     np.testing.assert_array_equal(splits.y_train[rows], data.y_val)
-    raw = splits.X_train[rows].reshape(500, -1).astype(np.float32) / 255
+    raw = splits.X_train[rows].reshape(500, -1).astype(np.float32) / np.float32(255)
     np.testing.assert_allclose(data.norm.apply(raw), data.X_val, atol=1e-6)
     # the split seed alone decides the rows: another run seed holds out the same ones
     other = TrainConfig(

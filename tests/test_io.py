@@ -39,7 +39,7 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
 
 
-def _rewrite(raw: bytes, edit) -> bytes:  # type: ignore[no-untyped-def]
+def _rewrite(raw: bytes, edit) -> bytes:
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + n])
     meta = json.loads(header["__metadata__"]["handnet"])
@@ -114,7 +114,7 @@ def test_bad_model_files(tmp_path: Path, case: str) -> None:
 
 
 def test_files_from_before_shape_normalization_load_without_it(tmp_path: Path) -> None:
-    def as_before(h: dict, m: dict) -> None:  # type: ignore[type-arg]
+    def as_before(h: dict, m: dict) -> None:
         del m["normalization"]["deskew"], m["normalization"]["width"]  # 0.2.0 had neither
 
     p = tmp_path / "old.safetensors"

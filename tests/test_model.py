@@ -33,7 +33,7 @@ def test_mlp_gradient_with_l2_and_fixed_dropout_mask(
     def reseed() -> None:
         for layer in net.layers:
             if hasattr(layer, "rng"):
-                layer.rng = np.random.default_rng(42)  # type: ignore[attr-defined]
+                layer.rng = np.random.default_rng(42)
 
     def loss() -> float:
         reseed()

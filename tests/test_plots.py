@@ -113,7 +113,9 @@ def test_curves_have_labelled_axes_and_legends() -> None:
     for fig in (plots.plot_loss(history()), plots.plot_accuracy(history())):
         ax = fig.axes[0]
         assert ax.get_xlabel() == "epoch" and ax.get_ylabel() and ax.get_title()
-        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        legend = ax.get_legend()
+        assert legend is not None
+        labels = [t.get_text() for t in legend.get_texts()]
         assert labels[0] == "training" and labels[1].startswith("validation")
 
 
@@ -152,7 +154,7 @@ def test_first_layer_shows_the_largest_units_on_one_scale_centred_at_zero() -> N
     im = fig.axes[0].images[0]
     assert im.norm.vmin == -5.0 and im.norm.vmax == 5.0
     assert "100 of 150" in fig.axes[0].get_title()
-    mosaic = im.get_array()
+    mosaic = np.asarray(im.get_array())
     assert mosaic.shape == (10 * 29 - 1, 10 * 29 - 1)
     assert np.all(mosaic[:28, :28] == 5.0) and np.all(mosaic[:28, 29:57] == -1.0)
 

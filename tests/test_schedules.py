@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from handnet.schedules import warmup_cosine
 
-KW = {"base_lr": 0.1, "warmup_steps": 10, "total_steps": 110}
+KW: dict[str, Any] = {"base_lr": 0.1, "warmup_steps": 10, "total_steps": 110}
 
 
 def seed_formula(it: int, init: float, warmup: int, max_iter: int) -> float:

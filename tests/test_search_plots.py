@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -50,15 +51,15 @@ def test_params_figure_has_a_panel_per_parameter_with_log_axes_where_the_search_
     assert axes["dropout"].get_xscale() == "linear"
     assert [t.get_text() for t in axes["activation"].get_xticklabels()] == ["tanh", "relu"]
     # completed (8), pruned (1) and the best star (1) are all drawn in the lr panel
-    sizes = [len(c.get_offsets()) for c in axes["lr (log)"].collections]
+    sizes = [len(np.asarray(c.get_offsets())) for c in axes["lr (log)"].collections]
     assert sorted(sizes) == [1, 1, 8]
 
 
 def test_history_draws_the_best_so_far_and_importances_rank_the_parameters() -> None:
     study = study_with_trials()
-    line = history_figure(study).axes[0].lines[0]
-    assert list(line.get_ydata()) == sorted(line.get_ydata())  # best so far never decreases
-    assert line.get_ydata()[-1] == 100 * max(t.value for t in study.trials if t.value is not None)
+    best_so_far = np.asarray(history_figure(study).axes[0].lines[0].get_ydata())
+    assert list(best_so_far) == sorted(best_so_far)  # never decreases
+    assert best_so_far[-1] == 100 * max(t.value for t in study.trials if t.value is not None)
     bars = importances_figure(study).axes[0].patches
     assert len(bars) == len(DISTS)
 

@@ -83,7 +83,7 @@ def test_toml_file_with_choices_and_fixed(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_spaces_name_the_file_and_the_problem(doc: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_spaces_name_the_file_and_the_problem(doc: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as e:
         space_from_dict(doc, where="my.toml")
     assert str(e.value).startswith("my.toml")

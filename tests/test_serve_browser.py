@@ -65,10 +65,9 @@ def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        sync_playwright = None
-    require(sync_playwright is not None, "the playwright Python package")
+        require(False, "the playwright Python package")
+        raise
     require(CHROMIUM.exists() or shutil.which("chromium") is not None, "Debian's chromium")
-    assert sync_playwright is not None
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield b

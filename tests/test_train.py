@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,9 +120,9 @@ def test_divergence_raises_a_clear_error() -> None:
         ("split_seed", -1),
     ],
 )
-def test_config_rejects_out_of_range(field: str, value: object) -> None:
+def test_config_rejects_out_of_range(field: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=field):
-        TrainConfig(**{field: value})  # type: ignore[arg-type]
+        TrainConfig(**{field: value})
 
 
 @pytest.mark.parametrize(
@@ -175,7 +176,7 @@ def test_split_seed_moves_the_split_alone(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:9], y_test=y[:9])
     path = str(tmp_path / "d.npz")
 
-    def data_and_init(**kw: int) -> tuple[np.ndarray, np.ndarray]:
+    def data_and_init(**kw: Any) -> tuple[np.ndarray, np.ndarray]:
         cfg = TrainConfig(dataset=path, val_size=30, **kw)
         rngs = Rngs.for_config(cfg)
         return load_run_data(cfg, rngs.split).X_val, rngs.init.random(3)

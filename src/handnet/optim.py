@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +25,7 @@ class SGD:
     """
 
     def __init__(
-        self, params: dict[str, Array], momentum: float = 0.9, nesterov: bool = False
+        self, params: Mapping[str, Array], momentum: float = 0.9, nesterov: bool = False
     ) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -33,7 +35,7 @@ class SGD:
         self.nesterov = nesterov
         self.velocity = {k: np.zeros_like(p) for k, p in params.items()}
 
-    def step(self, params: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
+    def step(self, params: Mapping[str, Array], grads: Mapping[str, Array], lr: float) -> None:
         """Update ``params`` in place. ``grads`` is used as scratch (overwritten with -lr g)."""
         mu = self.momentum
         for k, w in params.items():

@@ -99,7 +99,7 @@ def _to_gray(im: Any, Image: Any) -> FloatImage:
     return gray * np.float32(1 / 255)
 
 
-def ink_image(gray: FloatImage, name: str = "image") -> FloatImage:
+def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
     """Bright ink on a zero background, stretched to [0, 1] (steps 2 and 3).
 
     The background level and its noise come from the image's border: level = median, noise =
@@ -208,7 +208,7 @@ def fit_to_field(x: FloatImage, field: int = 28, box: int = 20) -> FloatImage:
     return out
 
 
-def preprocess_digit(gray: FloatImage, *, field: int = 28, name: str = "image") -> FloatImage:
+def preprocess_digit(gray: npt.ArrayLike, *, field: int = 28, name: str = "image") -> FloatImage:
     """A grayscale image (any size, ink dark or light) -> a (field, field) float32 MNIST-like
     input in [0, 1] with white ink on black."""
     box = round(field * 20 / 28)

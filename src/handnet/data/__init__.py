@@ -139,7 +139,7 @@ def load_dataset(
 
 
 def dataset_from_arrays(
-    X: npt.NDArray[np.float32],
+    X: npt.ArrayLike,
     y: npt.NDArray[np.int64],
     classes: list[str],
     *,
@@ -155,7 +155,8 @@ def dataset_from_arrays(
     not modified; the test split is empty. This is how arrays from other libraries (the
     scikit-learn estimator) reach the training loop.
     """
-    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    X = np.asarray(X, dtype=np.float32)
+    X = X.reshape(len(X), -1)
     if val_size > 0:
         if rng is None:
             raise ValueError("a validation split needs an rng")
