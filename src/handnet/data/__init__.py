@@ -150,10 +150,11 @@ def dataset_from_arrays(
 ) -> Dataset:
     """A `Dataset` from in-memory features (N, D) and label codes in [0, len(classes)).
 
-    Splits off ``val_size`` stratified validation rows with ``rng`` (none when 0), then standardizes
-    with ``norm``, or with statistics fitted on the training rows when ``norm`` is None. ``X`` is
-    not modified; the test split is empty. This is how arrays from other libraries (the
-    scikit-learn estimator) reach the training loop.
+    The features may be any numeric array-like; they are converted to float32. Splits off
+    ``val_size`` stratified validation rows with ``rng`` (none when 0), then standardizes with
+    ``norm``, or with statistics fitted on the training rows when ``norm`` is None. ``X`` is not
+    modified; the test split is empty. This is how arrays from other libraries (the scikit-learn
+    estimator) reach the training loop.
     """
     X = np.asarray(X, dtype=np.float32)
     X = X.reshape(len(X), -1)
