@@ -95,6 +95,34 @@ BAD_FILES = {
         _rewrite(GOOD, lambda h, m: m["normalization"].update(width=40)),
         r"normalization: width_normalize=40: must be 0 \(off\) or 2 to 28",
     ),
+    "zero std": (
+        _rewrite(GOOD, lambda h, m: m["normalization"].update(std=0.0)),
+        "the std must be a positive number",
+    ),
+    "image shape not the input size": (
+        _rewrite(GOOD, lambda h, m: m.update(image_shape=[10, 10])),
+        r"image_shape \[10, 10\] does not hold the 784 inputs",
+    ),
+    "config not an object": (
+        _rewrite(GOOD, lambda h, m: m.update(config=None)),
+        "metadata 'config' is not an object",
+    ),
+    "config value out of range": (
+        _rewrite(GOOD, lambda h, m: m.update(config={"lr": float("nan")})),
+        "stored config: lr=nan: must be a positive number",
+    ),
+    "history not records": (
+        _rewrite(GOOD, lambda h, m: m.update(history="oops")),
+        "'history' is not a list of records of numbers",
+    ),
+    "history value not a number": (
+        _rewrite(GOOD, lambda h, m: m.update(history=[{"train_loss": "x"}])),
+        "'history' is not a list of records of numbers",
+    ),
+    "metric not a number": (
+        _rewrite(GOOD, lambda h, m: m.update(metrics={"val_accuracy": "x"})),
+        "metrics 'val_accuracy' is 'x', not a number",
+    ),
     "missing tensor": (_tensors_with(drop="layers.0.b"), "needs"),
     "extra tensor": (_tensors_with(extra={"layers.9.W": np.zeros(0, np.float32)}), "extra"),
     "wrong shape": (_tensors_with(reshape=True), "has shape"),
@@ -120,6 +148,20 @@ def test_files_from_before_shape_normalization_load_without_it(tmp_path: Path) -
     p = tmp_path / "old.safetensors"
     p.write_bytes(_rewrite(GOOD, as_before))
     assert load_model(p).geometry == PLAIN
+
+
+def test_run_record_of_an_older_version_loads(tmp_path: Path) -> None:
+    """Settings this version does not know (a setting since removed) and a run without validation
+    (NaN losses, null accuracy) are not errors."""
+
+    def older(h: dict, m: dict) -> None:
+        m["config"] = {"lr": 0.1, "some_old_setting": 3}
+        m["history"] = [{"train_loss": 0.5, "val_loss": float("nan")}]
+        m["metrics"] = {"val_accuracy": None, "test_accuracy": 0.9, "finetune": None}
+
+    p = tmp_path / "old.safetensors"
+    p.write_bytes(_rewrite(GOOD, older))
+    assert load_model(p).meta["config"]["some_old_setting"] == 3
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
@@ -161,6 +203,14 @@ def test_atomic_write_gives_the_permissions_of_a_new_file(tmp_path: Path) -> Non
         os.umask(old)
     plain, atomic = ((tmp_path / n).stat().st_mode & 0o777 for n in ("plain", "atomic"))
     assert atomic == plain == 0o640
+
+
+def test_atomic_write_makes_missing_directories_but_not_over_a_file(tmp_path: Path) -> None:
+    assert atomic_write_bytes(tmp_path / "a" / "b" / "f.png", b"x").read_bytes() == b"x"
+    (tmp_path / "file").write_bytes(b"keep")
+    with pytest.raises(HandnetError, match="file: is a file, not a directory"):
+        atomic_write_bytes(tmp_path / "file" / "f.png", b"x")
+    assert (tmp_path / "file").read_bytes() == b"keep"
 
 
 def test_atomic_write_read_only_directory(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ shape and dtype before using any value.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import struct
 import tempfile
@@ -34,6 +36,11 @@ from handnet.version import __version__
 # a width-normalizing model (normalization.width, which a reader of format 1 would ignore).
 FORMAT_VERSIONS = (1, 2)
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+# The metrics a run records as single numbers (or null: no validation split).
+SCALAR_METRICS = frozenset(
+    "val_accuracy val_loss test_accuracy test_loss train_seconds data_seconds wall_seconds "
+    "epochs steps train_size val_size test_size".split()
+)
 
 
 def new_file_mode() -> int:
@@ -63,14 +70,27 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+def make_dir(path: str | Path) -> Path:
+    """``mkdir -p path``, with a one-line error when a file is in the way or permission lacks."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HandnetError(f"{path}: is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HandnetError(f"{path}: cannot create the directory ({e.strerror})") from None
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through `atomic_open`.
+    """Write ``data`` to ``path`` through `atomic_open`, creating its directory if need be.
 
     A crash, a full disk or a read-only directory leaves either the old file or none, never a
     half-written one, and the temp file is removed on any failure. The file gets the permissions
     a newly created file would (0666 less the umask).
     """
     path = Path(path)
+    make_dir(path.parent)
     try:
         with atomic_open(path) as f:
             f.write(data)
@@ -204,7 +224,39 @@ def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
             f"{path}: model format version {version!r} is not supported "
             f"(this handnet reads {', '.join(map(str, FORMAT_VERSIONS))})"
         )
+    _check_run_record(path, meta)
     return meta
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_run_record(path: Path, meta: dict[str, Any]) -> None:
+    """The optional parts that describe the run (config, metrics, history), which info, plot,
+    finetune and report read: their JSON types, and the config's settings as `TrainConfig` checks
+    them (settings of older versions that this one does not know are left alone)."""
+    for key in ("config", "metrics"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise ModelFileError(f"{path}: metadata '{key}' is not an object")
+    for key, v in meta.get("metrics", {}).items():
+        if key in SCALAR_METRICS and not (v is None or _is_number(v)):
+            raise ModelFileError(f"{path}: metrics '{key}' is {v!r}, not a number")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(r, dict) and all(map(_is_number, r.values())) for r in history
+    ):
+        raise ModelFileError(f"{path}: metadata 'history' is not a list of records of numbers")
+    if "config" in meta:
+        from handnet.train import TrainConfig  # here: handnet.train imports data, data imports io
+
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        try:
+            TrainConfig.from_dict(
+                {k: v for k, v in meta["config"].items() if k in known}, where="stored config"
+            )
+        except ConfigError as e:
+            raise ModelFileError(f"{path}: {e}") from None
 
 
 def load_model(path: str | Path) -> Classifier:
@@ -250,6 +302,16 @@ def load_model(path: str | Path) -> Classifier:
         raise ModelFileError(
             f"{path}: metadata is incomplete or invalid ({type(e).__name__}: {e})"
         ) from None
+    if not (math.isfinite(norm.mean) and math.isfinite(norm.std) and norm.std > 0):
+        raise ModelFileError(
+            f"{path}: normalization mean {norm.mean} and std {norm.std}: "
+            "the std must be a positive number and the mean finite"
+        )
+    if math.prod(image_shape) != net.n_in:
+        raise ModelFileError(
+            f"{path}: image_shape {list(image_shape)} does not hold the {net.n_in} inputs "
+            "of the network"
+        )
     if len(classes) != net.n_out:
         raise ModelFileError(f"{path}: {len(classes)} class names for {net.n_out} outputs")
     params = net.parameters()

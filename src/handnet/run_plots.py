@@ -156,9 +156,8 @@ def draw(view: RunView) -> dict[str, bytes]:
 
 
 def write(pngs: dict[str, bytes], out_dir: str | Path) -> list[Path]:
-    """Write ``<name>.png`` files into ``out_dir`` (atomically, each)."""
+    """Write ``<name>.png`` files into ``out_dir`` (atomically, each; the directory is made)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     return [atomic_write_bytes(out / f"{name}.png", data) for name, data in pngs.items()]
 
 
