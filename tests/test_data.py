@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import gzip
 import hashlib
 import http.server
@@ -358,3 +359,45 @@ def test_dataset_from_arrays_splits_and_standardizes_without_touching_X() -> Non
     assert same.norm == data.norm and same.X_val.shape == (0, 6) and len(same.y_train) == 100
     with pytest.raises(ValueError, match="needs an rng"):
         dataset_from_arrays(X, y, ["a", "b"], val_size=10)
+
+
+def test_gunzipped_idx_directory_reads_like_the_gzipped_one(tmp_path: Path) -> None:
+    _fake_idx_dir(tmp_path / "gz")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for f in registry.IDX_FILES:  # as `gunzip *.gz` leaves them
+        (raw / f.removesuffix(".gz")).write_bytes(
+            gzip.decompress((tmp_path / "gz" / f).read_bytes())
+        )
+    got, want = load_splits(str(raw))[0], load_splits(str(tmp_path / "gz"))[0]
+    np.testing.assert_array_equal(got.X_train, want.X_train)
+    np.testing.assert_array_equal(got.y_test, want.y_test)
+
+
+@pytest.mark.parametrize(
+    ("mirror", "message"),
+    [
+        ("notaurl", "expected an http://, https:// or file:// URL"),
+        ("ftp://example.org/", "expected an http://, https:// or file:// URL"),
+        ("http://[::1", "not a URL"),
+    ],
+)
+def test_bad_mirror_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror: str, message: str
+) -> None:
+    monkeypatch.setenv("HANDNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "DEBIAN_DIR", tmp_path / "no-debian")
+    with pytest.raises(DatasetError, match=f"--mirror {re.escape(mirror)}: {message}"):
+        registry.load_named("kmnist", mirror=mirror)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_failed_download_leaves_no_empty_cache_folder(
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = server  # serves an empty folder: every file is a 404
+    monkeypatch.setenv("HANDNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "DEBIAN_DIR", tmp_path / "no-debian")
+    with pytest.raises(DatasetError, match="download failed"):
+        registry.load_named("kmnist", mirror=url)
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -7,9 +7,11 @@ Downloads go to a temp file, are checked against the published MD5, then renamed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
@@ -80,10 +82,19 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "handnet"
 
 
+def _idx_file(directory: Path, name: str) -> Path:
+    """``directory/name`` (gzip), or the same file gunzipped (``name`` without ``.gz``) if only that
+    one is there."""
+    path = directory / name
+    raw = path.with_suffix("")
+    return raw if not path.is_file() and raw.is_file() else path
+
+
 def read_idx_dir(directory: Path) -> Splits:
-    """Read the four standard IDX files from one directory."""
-    X_tr, y_tr = read_idx_pair(directory / IDX_FILES[0], directory / IDX_FILES[1])
-    X_te, y_te = read_idx_pair(directory / IDX_FILES[2], directory / IDX_FILES[3])
+    """Read the four standard IDX files, each gzipped or not, from one directory."""
+    tr_x, tr_y, te_x, te_y = (_idx_file(directory, f) for f in IDX_FILES)
+    X_tr, y_tr = read_idx_pair(tr_x, tr_y)
+    X_te, y_te = read_idx_pair(te_x, te_y)
     return checked_splits(directory, Splits(X_tr, y_tr, X_te, y_te))
 
 
@@ -112,8 +123,8 @@ def load_bundled_mnist() -> Splits:
 
 def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
     """Fetch ``url`` to ``dest`` atomically; on a checksum mismatch delete it and raise."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.md5(usedforsecurity=False)
         with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(1 << 20), b""):
@@ -123,13 +134,24 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
                 raise DatasetError(
                     f"{url}: checksum mismatch (MD5 {h.hexdigest()}, expected {md5})"
                 )
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, ValueError) as e:  # ValueError: a malformed URL
         raise DatasetError(f"{url}: download failed ({e})") from None
     return dest
 
 
 def _has_files(d: Path) -> bool:
-    return all((d / f).is_file() for f in IDX_FILES)
+    return all(_idx_file(d, f).is_file() for f in IDX_FILES)
+
+
+def _checked_mirror(url: str) -> str:
+    """``url`` if it can be a base URL to download from (http, https or file), else an error."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as e:  # e.g. an unclosed [IPv6 address
+        raise DatasetError(f"--mirror {url}: not a URL ({e})") from None
+    if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+        raise DatasetError(f"--mirror {url}: expected an http://, https:// or file:// URL")
+    return url
 
 
 def load_named(name: str, *, data_dir: Path | None = None, mirror: str | None = None) -> Splits:
@@ -146,10 +168,15 @@ def load_named(name: str, *, data_dir: Path | None = None, mirror: str | None = 
     if name == "mnist":
         raise DatasetError(f"{data_dir}: no MNIST IDX files ({', '.join(IDX_FILES)})")
     spec = DATASETS[name]
-    base = mirror or spec.mirror
+    base = _checked_mirror(mirror) if mirror else spec.mirror
     assert base is not None
     target = cache_dir() / name
-    for f in IDX_FILES:
-        if not (target / f).is_file():
-            download(base.rstrip("/") + "/" + f, target / f, spec.md5[f])
+    try:
+        for f in IDX_FILES:
+            if not (target / f).is_file():
+                download(base.rstrip("/") + "/" + f, target / f, spec.md5[f])
+    except DatasetError:
+        with contextlib.suppress(OSError):
+            target.rmdir()  # only if nothing was fetched: no empty folders left in the cache
+        raise
     return read_idx_dir(target)
