@@ -133,6 +133,9 @@ def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:
         (["report", "."], ".: a directory with no .safetensors model"),
         (["report", "pyproject.toml"], "not a safetensors file"),
         (["frobnicate"], "invalid choice"),
+        (["train", "--hidden-sizes", ","], "hidden_sizes=(): needs at least one hidden layer"),
+        (["augment-preview", "--n", "100000", "--out", "p.png"], "--n 100000: must be in"),
+        (["augment-preview", "--out", "p.jpg"], "p.jpg: the preview is a PNG"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
@@ -155,6 +158,9 @@ def test_bad_config_values_name_the_file(
     (tmp_path / "b.toml").write_text("lr = [")
     assert main(["train", "--config", str(tmp_path / "b.toml")]) == 2
     assert "invalid TOML" in capsys.readouterr().err
+    (tmp_path / "u.toml").write_bytes(b"\xff\xfe x")  # a binary file: not even text
+    assert main(["train", "--config", str(tmp_path / "u.toml")]) == 2
+    assert "u.toml: not UTF-8 text" in capsys.readouterr().err
 
 
 def test_evaluate_rejects_labels_beyond_the_model(
@@ -308,6 +314,77 @@ def test_evaluate_on_the_validation_images_the_models_held_out(
         assert f"{other}: {message}" in r.stderr
     r = handnet("evaluate", str(model), "--split", "validation", "--dataset", str(idx_dir))
     assert r.returncode == 2 and "--dataset: not with --split validation" in r.stderr
+
+
+def test_plot_refuses_a_file_in_the_way_of_out(trained: tuple[Path, dict], tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("keep")
+    r = handnet("plot", str(trained[0]), "--out", str(tmp_path / "taken"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "taken: is a file, not a directory" in r.stderr
+    assert (tmp_path / "taken").read_text() == "keep"
+
+
+def test_a_batch_larger_than_the_training_set_is_the_whole_set(
+    idx_dir: Path, tmp_path: Path
+) -> None:
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "8", "--epochs", "2"),
+        *("--val-size", "100", "--batch-size", "1000000000", "--out", str(tmp_path), "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["steps"] == 2  # one step per epoch, over all 500 images
+
+
+def test_a_run_without_validation_shows_none_and_valid_json(idx_dir: Path, tmp_path: Path) -> None:
+    r = handnet(
+        *("train", "--dataset", str(idx_dir), "--hidden-sizes", "8", "--epochs", "1"),
+        *("--val-size", "0", "--out", str(tmp_path), "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    model = json.loads(r.stdout)["model"]
+    assert "validation none (trained with --val-size 0)" in handnet("info", model).stdout
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    meta = json.loads(handnet("info", model, "--json").stdout, parse_constant=refuse)
+    assert meta["history"][0]["val_loss"] is None
+
+
+def test_out_of_memory_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import handnet.cli.models
+
+    def too_big(args: object) -> int:
+        raise MemoryError("Unable to allocate 29.2 GiB for an array with shape (10000000, 784)")
+
+    monkeypatch.setattr(handnet.cli.models, "cmd_info", too_big)
+    assert main(["info", "m.safetensors"]) == 2
+    assert capsys.readouterr().err == (
+        "handnet info: error: out of memory (Unable to allocate 29.2 GiB for an array with "
+        "shape (10000000, 784))\n"
+    )
+
+
+def test_finetune_that_keeps_nothing_writes_nothing(
+    trained: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    import handnet.finetune
+
+    refit = handnet.finetune.finetune_output
+    monkeypatch.setattr(
+        handnet.finetune,
+        "finetune_output",
+        lambda *a, **k: dataclasses.replace(refit(*a, **k), kept=False),
+    )
+    model, _ = trained
+    before = sorted(model.parent.iterdir())
+    assert main(["finetune", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] is None
+    assert sorted(model.parent.iterdir()) == before
 
 
 def test_augment_preview_draws_a_png(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ class TrainConfig:
                 (name, isinstance(getattr(self, name), bool), "must be true or false")
                 for name in ("nesterov", "aug_thread", "finetune")
             ),
+            ("hidden_sizes", len(self.hidden_sizes) >= 1, "needs at least one hidden layer"),
             ("hidden_sizes", all(h >= 1 for h in self.hidden_sizes), "every size must be >= 1"),
             ("activation", self.activation in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"),
             ("dropout", 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
@@ -328,7 +329,7 @@ def fit(
     model, opt = state.model, state.opt
     X_train, y_train = data.X_train, data.y_train
     N, D = X_train.shape
-    bs = cfg.batch_size
+    bs = min(cfg.batch_size, N)  # a batch larger than the training set is the whole set
     steps_per_epoch = math.ceil(N / bs)
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)

@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HandnetError as e:
         print(f"handnet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # e.g. --hidden-sizes 10000000: NumPy says how much it wanted
+        print(f"handnet {args.command}: error: out of memory ({e})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"handnet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,10 +73,24 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8 text; a binary file fails before parsing
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}), so not TOML") from None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and inf (e.g. the validation loss of a run without validation) as null:
+    bare NaN is not JSON, and other tools' parsers refuse it."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2))
+    print(json.dumps(json_safe(obj), indent=2, allow_nan=False))
 
 
 GEOMETRY_FLAGS = ("deskew", "width_normalize")  # the TrainConfig names of the flags below

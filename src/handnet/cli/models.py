@@ -142,9 +142,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"created      {meta.get('created', '?')} with handnet {meta.get('handnet_version', '?')}",
     ]
     if metrics:
+        val, test = metrics.get("val_accuracy"), metrics.get("test_accuracy")
         lines.append(
-            f"metrics      validation {metrics.get('val_accuracy') or float('nan'):.2%}, "
-            f"test {metrics.get('test_accuracy', float('nan')):.2%}"
+            "metrics      validation "
+            + ("none (trained with --val-size 0)" if val is None else f"{val:.2%}")
+            + ", test "
+            + ("?" if test is None else f"{test:.2%}")
         )
     if "config" in meta:
         lines.append("config       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()))

@@ -130,6 +130,7 @@ def add_train(sub: Any) -> None:
 
 
 SWITCHES = ("nesterov", "finetune", "aug_thread")  # on/off flags, absent unless given
+MAX_PREVIEW_DIGITS, MAX_PREVIEW_VERSIONS = 1024, 16  # augment-preview's grid: 128 rows of 8 at most
 
 
 def settings_given(args: argparse.Namespace) -> list[str]:
@@ -210,8 +211,18 @@ def add_augment_preview(sub: Any) -> None:
         "it. The transforms come from --config and the --aug-* flags; with none, Simard's elastic "
         "distortions (alpha 34, sigma 4).",
     )
-    p.add_argument("--n", type=whole_number, default=64, help="how many training digits")
-    p.add_argument("--versions", type=whole_number, default=2, help="augmented rows per row")
+    p.add_argument(
+        "--n",
+        type=whole_number,
+        default=64,
+        help=f"how many training digits (1-{MAX_PREVIEW_DIGITS})",
+    )
+    p.add_argument(
+        "--versions",
+        type=whole_number,
+        default=2,
+        help=f"augmented rows per row (1-{MAX_PREVIEW_VERSIONS})",
+    )
     p.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     p.add_argument(
         "--config",
@@ -235,8 +246,13 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     from handnet.data.split import to_unit
     from handnet.preview import preview_grid, write_preview
 
-    if args.n < 1 or args.versions < 1:
-        raise ConfigError("--n and --versions must be >= 1")
+    # Past these the grid is too large to look at (and Pillow refuses to open it).
+    if not 1 <= args.n <= MAX_PREVIEW_DIGITS:
+        raise ConfigError(f"--n {args.n}: must be in [1, {MAX_PREVIEW_DIGITS}]")
+    if not 1 <= args.versions <= MAX_PREVIEW_VERSIONS:
+        raise ConfigError(f"--versions {args.versions}: must be in [1, {MAX_PREVIEW_VERSIONS}]")
+    if args.out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {args.out}: the preview is a PNG; give a name ending in .png")
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     aug_flags = {k: v for k, v in vars(args).items() if k.startswith("aug_")}
     values.update(aug_flags)
@@ -252,12 +268,13 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     splits, _ = load_splits(cfg.dataset, args.data_dir, args.mirror)
     shape = tuple(int(d) for d in splits.X_train.shape[1:])
     raw = cfg.geometry.apply(splits.X_train[: args.n], shape)  # what training would see
+    n = len(raw)  # fewer than --n if the training set is smaller
     X = to_unit(raw, cfg.dataset)  # (n, D) in [0, 1]; black is 0
     aug = Augmenter(spec, shape, np.random.default_rng(cfg.seed), fill=0.0)
     versions = [aug(X).reshape(-1, *shape) for _ in range(args.versions)]
     path = write_preview(args.out, preview_grid(X.reshape(-1, *shape), versions))
     shaped = f" ({cfg.geometry.describe()})" if cfg.geometry else ""
-    print(f"{path}: {args.n} digits{shaped}, {args.versions} augmented versions each ({spec})")
+    print(f"{path}: {n} digits{shaped}, {args.versions} augmented versions each ({spec})")
     return 0
 
 
@@ -308,10 +325,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             "test_loss": test.loss,
         },
     }
-    out = args.out or args.model.with_name(args.model.stem + "-ft.safetensors")
-    save_model(clf, out)
+    # A discarded refit leaves the model as it was: a copy of it would only join a committee twice.
+    out = (
+        (args.out or args.model.with_name(args.model.stem + "-ft.safetensors"))
+        if res.kept
+        else None
+    )
+    if out is not None:
+        save_model(clf, out)
     if args.json:
-        print_json({**res.to_dict(), "test_accuracy": test.accuracy, "model": str(out)})
+        print_json({**res.to_dict(), "test_accuracy": test.accuracy, "model": out and str(out)})
     else:
-        print(f"{res.message}\ntest accuracy {test.accuracy:.2%}\nmodel: {out}")
+        written = f"model: {out}" if out else f"no new file: {args.model} stays as it is"
+        print(f"{res.message}\ntest accuracy {test.accuracy:.2%}\n{written}")
     return 0
