@@ -128,7 +128,7 @@ def train_fails(world: Path, out: Path, extra: list[str], message: str) -> None:
         (["--lr", "fast"], "invalid float value"),
         (["--activation", "Tanh"], "activation='Tanh'"),
         (["--checkpoint-every", "-1"], "--checkpoint-every=-1"),
-        (["--val-size", "100000"], "validation size 100000 must be in [0, 300)"),
+        (["--val-size", "100000"], "val_size=100000: must be in [0, 300), the training images"),
         (["--nesterov", "--momentum", "0"], "nesterov"),
     ],
 )
@@ -291,7 +291,7 @@ def test_evaluate_images_of_the_wrong_size(
     X, y = quadrants(20, size=20)
     np.savez(tmp_path / "d.npz", x_train=X, y_train=y, x_test=X, y_test=y)
     r = run("evaluate", str(tmp_path / "m.safetensors"), "--dataset", str(tmp_path / "d.npz"))
-    assert_one_line_error(r, "input has 400 features, the model expects 784")
+    assert_one_line_error(r, "d.npz: its images have 400 pixels, the model expects 784")
 
 
 def test_resume_of_a_bad_run_directory(world: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from conftest import tiny_dataset
 
 from handnet.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_states
 from handnet.data import Dataset, write_idx
-from handnet.errors import CheckpointError, ConfigError, RunInterrupted
+from handnet.errors import CheckpointError, ConfigError, ModelFileError, RunInterrupted
 from handnet.io import load_model
 from handnet.runs import resume_run, train_run
 from handnet.train import Rngs, TrainConfig
@@ -95,6 +95,10 @@ def test_resume_refuses_other_data_and_bad_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="dataset differs"):
         resume_run(run_dir, data=tiny_dataset(seed=1), progress=False)
     ck = run_dir / CHECKPOINT_NAME
+    with pytest.raises(ModelFileError, match="a training checkpoint, not a model; continue"):
+        load_model(ck)  # as `handnet evaluate runs/*/*.safetensors` would
+    with pytest.raises(CheckpointError, match="a file; --resume takes the run's directory"):
+        resume_run(ck, progress=False)
     raw = ck.read_bytes()
     ck.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(CheckpointError, match="truncated"):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import re
 import gzip
 import hashlib
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path

@@ -204,6 +204,11 @@ def load_tensors(
 
 def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     st_meta = header.get("__metadata__")
+    if isinstance(st_meta, dict) and st_meta.get("format") == "handnet-checkpoint":
+        raise ModelFileError(
+            f"{path}: a training checkpoint, not a model; continue its run with "
+            f"handnet train --resume {path.parent}"
+        )
     if (
         not isinstance(st_meta, dict)
         or st_meta.get("format") != "handnet"

@@ -128,6 +128,20 @@ class Classifier:
     meta: dict[str, Any] = field(default_factory=dict)
     geometry: Geometry = PLAIN
 
+    def check_data(
+        self, source: str, X: npt.NDArray[np.generic], y: npt.NDArray[np.integer]
+    ) -> None:
+        """Refuse a labelled dataset (named ``source`` in the error) this model cannot score."""
+        features = math.prod(X.shape[1:])
+        if features != self.net.n_in:
+            raise DatasetError(
+                f"{source}: its images have {features} pixels, the model expects {self.net.n_in}"
+            )
+        if len(y) and y.max() >= len(self.classes):
+            raise DatasetError(
+                f"{source}: labels go up to {y.max()}, the model knows {len(self.classes)} classes"
+            )
+
     def normalize_shape(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         """Raw images as the network sees them: their size checked and ``geometry`` applied
         (uint8 (N, H, W) if it has a step, else the images as given)."""

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet import plots
-from handnet.errors import DatasetError, ModelFileError
+from handnet.errors import ModelFileError
 from handnet.io import atomic_write_bytes, load_model
 from handnet.layers import ReLU, Tanh
 from handnet.model import Classifier, softmax
@@ -191,8 +191,5 @@ def load_view(
     source = dataset or str(clf.meta.get("dataset", "mnist"))
     splits, _ = load_splits(source, data_dir, mirror)
     y = splits.y_test.astype(np.int64)
-    if len(y) and y.max() >= len(clf.classes):
-        raise DatasetError(
-            f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
-        )
+    clf.check_data(source, splits.X_test, y)
     return RunView(clf, clf.prepare(splits.X_test), y, source)

@@ -177,6 +177,8 @@ def resume_run(
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir}: a file; --resume takes the run's directory")
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run directory")
     path = run_dir / CHECKPOINT_NAME

@@ -45,7 +45,6 @@ def add_evaluate(sub: Any) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.committee import as_logits, check_compatible, committee_votes
     from handnet.data import load_splits
-    from handnet.errors import DatasetError
     from handnet.heldout import held_out_images
     from handnet.io import load_model
     from handnet.train import evaluate_logits
@@ -69,10 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         source = args.dataset or str(clf.meta.get("dataset", "mnist"))
         splits, _ = load_splits(source, args.data_dir, args.mirror)
         X, y = splits.X_test, splits.y_test
-    if y.max() >= len(clf.classes):
-        raise DatasetError(
-            f"{source}: labels go up to {y.max()}, the model knows {len(clf.classes)} classes"
-        )
+    clf.check_data(source, X, y)
     if len(members) == 1 and not views:
         logits = clf.net.predict_logits(clf.prepare(X))
         answers = logits.argmax(axis=1)[None]

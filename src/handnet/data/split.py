@@ -21,7 +21,7 @@ def stratified_split(
     """
     n = len(y)
     if not 0 <= val_size < n:
-        raise DatasetError(f"validation size {val_size} must be in [0, {n})")
+        raise DatasetError(f"val_size={val_size}: must be in [0, {n}), the training images")
     classes, counts = np.unique(y, return_counts=True)
     exact = val_size * counts / n
     take = np.floor(exact).astype(np.int64)
