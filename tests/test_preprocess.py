@@ -111,8 +111,8 @@ def test_aspect_ratio_is_kept_and_grey_levels_survive() -> None:
     x = preprocess_digit(on_paper(bar, (800, 800), (100, 500), dark=True))
     r0, r1, c0, c1 = ink_box(x, 0.5)
     assert r1 - r0 + 1 == 20 and 3 <= c1 - c0 + 1 <= 5
-    disc = ring(500, 250)  # a filled disc: its anti-aliased rim must be grey, not black/white
-    y = preprocess_digit(on_paper(disc, (600, 600), (50, 50), dark=True))
+    zero = ring(500, 120)  # a bold "0": its anti-aliased rims must be grey, not black/white
+    y = preprocess_digit(on_paper(zero, (600, 600), (50, 50), dark=True))
     assert ((y > 0.1) & (y < 0.9)).sum() >= 8
 
 
@@ -145,6 +145,68 @@ def test_blank_images_have_no_ink() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(NoInkError):
         preprocess_digit(np.clip(0.9 + rng.normal(0, 0.01, (300, 300)), 0, 1).astype(np.float32))
+
+
+def pen_dot(size: int, diameter: float) -> np.ndarray:
+    """A tap with a round pen: a dark anti-aliased disc in the middle of a white size x size page."""
+    im = Image.new("L", (4 * size, 4 * size), 255)  # drawn at 4x, box-filtered down: grey edges
+    c, r = 2 * size, 2 * diameter
+    ImageDraw.Draw(im).ellipse((c - r, c - r, c + r, c + r), fill=17)
+    return np.asarray(im.resize((size, size), Image.Resampling.BOX), np.float32) / 255
+
+
+def one_pixel(size: int) -> np.ndarray:
+    page = np.ones((size, size), np.float32)
+    page[size // 2, size // 3] = 0.0
+    return page
+
+
+DOT = "the ink is only a dot, not a digit"
+BLANK = "no ink found"  # under 0.1% of the page: the contrast stretch already sees only paper
+
+
+@pytest.mark.parametrize(
+    ("page", "why"),
+    [
+        (one_pixel(50), DOT),
+        (pen_dot(50, 1), DOT),
+        (pen_dot(280, 5), BLANK),
+        (pen_dot(280, 20), DOT),
+        (pen_dot(280, 24), DOT),  # a tap with the web page's pen
+        (pen_dot(1000, 300), DOT),
+        (1.0 - ring(60, 30), DOT),  # a disc that fills the image
+    ],
+    ids=["1px", "1px-aa", "5px", "20px", "page-pen-tap", "300px", "disc-fills-the-image"],
+)
+def test_a_dot_is_not_a_digit(page: np.ndarray, why: str) -> None:
+    """Scaled to the 20x20 box a dot would become a disc, which MNIST models call "8"."""
+    with pytest.raises(NoInkError, match=rf"^dot\.png: {why}"):
+        preprocess_digit(page, name="dot.png")
+
+
+@pytest.mark.parametrize(
+    ("size", "length", "width", "degrees"),
+    [(50, 6, 1, 90), (50, 8, 1, 45), (50, 12, 2, 60), (100, 20, 2, 45), (280, 72, 24, 90)],
+)
+def test_short_ones_are_digits(size: int, length: int, width: int, degrees: int) -> None:
+    """Anti-aliased pen lines are long for their width: from a 6 px "1" one pixel wide to a short
+    "1" drawn with the web page's 24 px pen."""
+    im = Image.new("L", (4 * size, 4 * size), 255)
+    a, c, h = np.radians(degrees), 2 * size, 2 * length
+    ends = [(c - h * np.cos(a), c - h * np.sin(a)), (c + h * np.cos(a), c + h * np.sin(a))]
+    ImageDraw.Draw(im).line(ends, fill=20, width=4 * width)
+    x = preprocess_digit(
+        np.asarray(im.resize((size, size), Image.Resampling.BOX), np.float32) / 255
+    )
+    assert x.max() > 0.9
+
+
+def test_no_mnist_test_digit_is_taken_for_a_dot() -> None:
+    """All 10,000, as they are: the boldest (blobby 6s and 8s) are 2.4 stroke widths long."""
+    X = load_bundled_mnist().X_test
+    assert len(X) == 10_000
+    for img in X:
+        preprocess_digit(img.astype(np.float32) / 255)
 
 
 def _encode(im: Image.Image, fmt: str) -> bytes:

@@ -40,6 +40,12 @@ def drawn_one() -> bytes:
     return png(im)
 
 
+def one_dot() -> bytes:
+    im = Image.new("RGB", (50, 50), "white")
+    im.putpixel((25, 25), (0, 0, 0))
+    return png(im)
+
+
 def test_predict_json_with_data_url(client: TestClient) -> None:
     data = "data:image/png;base64," + base64.b64encode(drawn_one()).decode()
     r = client.post("/api/predict", json={"image": data, "top": 2, "explain": True})
@@ -70,6 +76,7 @@ def test_predict_plain_base64_and_raw_body_agree(client: TestClient) -> None:
         ({"image": "data:image/png,abc"}, 400, "must be base64"),
         ({"image": base64.b64encode(b"GIF89a nonsense").decode()}, 400, "cannot read image"),
         ({"image": base64.b64encode(png(Image.new("L", (50, 50), 255))).decode()}, 422, "no ink"),
+        ({"image": base64.b64encode(one_dot()).decode()}, 422, "only a dot, not a digit"),
         ({"image": ""}, 422, "at least 1 character"),
         ({"picture": "x"}, 422, "Field required"),
         ({"image": "aGk=", "top": 0}, 422, "greater than or equal to 1"),
@@ -82,6 +89,16 @@ def test_bad_payloads_get_a_4xx_with_a_message(
     r = client.post("/api/predict", json=payload)
     assert r.status_code == status
     assert message in str(r.json()["detail"])
+
+
+def test_a_dot_or_a_tap_is_no_digit(client: TestClient) -> None:
+    """One black pixel, or one tap with the page's pen, would be blown up into a disc (an "8")."""
+    tap = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(tap).ellipse((128, 128, 152, 152), fill=(17, 17, 17))
+    for image in (one_dot(), png(tap)):
+        r = client.post("/api/predict/image", content=image, headers={"Content-Type": "image/png"})
+        assert r.status_code == 422
+        assert r.json()["detail"] == "image: the ink is only a dot, not a digit"
 
 
 def test_invalid_json_and_empty_bodies(client: TestClient) -> None:
