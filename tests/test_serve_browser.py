@@ -165,3 +165,43 @@ def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
     context.close()
+
+
+def test_a_phone_shows_the_whole_pad_and_the_answer_without_scrolling(
+    server: str, browser: object, tmp_path: Path
+) -> None:
+    """375x667 (an iPhone SE): the prediction must show while drawing, so the pad and the big label
+    with its confidence fit on one screen; hidden-unit captions are shown in full, not cut off."""
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 375, "height": 667},
+        device_scale_factor=2,
+        has_touch=True,
+        is_mobile=True,
+    )
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    touch_draw(page, [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]])
+    page.wait_for_function("document.getElementById('label').textContent !== '?'", timeout=15_000)
+    page.screenshot(path=str(tmp_path / "phone-se.png"))
+    assert page.evaluate("window.scrollY") == 0
+    for part in ("#pad", "#label", "#confidence"):
+        box = page.locator(part).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 667, part
+    # Captions of units with four-digit numbers (a 784-1000-... model) fit their tiles.
+    fits = page.evaluate(
+        """() => {
+        renderUnits([1023, 9999, 7, 4095, 1000, 88, 512, 12].map((unit) =>
+          ({unit, score: -0.3512, activation: 0.9, weights: Array(784).fill(0)})), 28);
+        return Array.from(document.querySelectorAll(".unit"), (tile) => {
+          const text = document.createRange();
+          text.selectNodeContents(tile.lastChild);
+          const t = text.getBoundingClientRect(), b = tile.getBoundingClientRect();
+          return t.left >= b.left - 0.5 && t.right <= b.right + 0.5;
+        });
+      }"""
+    )
+    assert fits == [True] * 8
+    context.close()
