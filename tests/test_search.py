@@ -24,20 +24,26 @@ import numpy as np
 import optuna
 import pytest
 from conftest import require, tiny_dataset
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
 
+import handnet.search_storage
+from handnet.cli import main
 from handnet.data import Dataset, write_idx
 from handnet.data.split import Normalization
 from handnet.errors import ConfigError
 from handnet.geometry import Geometry
 from handnet.io import load_model
 from handnet.search import Objective, SearchConfig, counts_toward_budget, open_study, search
-from handnet.search_results import finalize_best, leaderboard
+from handnet.search_report import study_report
+from handnet.search_results import best_line, finalize_best, leaderboard, trial_model
 from handnet.search_space import SearchSpace, space_from_dict
 from handnet.search_storage import (
     HOST,
     _proc_start,
     fail_dead_local_trials,
     open_storage,
+    redact,
     storage_url,
 )
 from handnet.train import TrainConfig
@@ -74,13 +80,14 @@ def study_in(tmp_path: Path, name: str = "s") -> tuple[SearchConfig, optuna.Stud
 def test_completed_trials_keep_their_model_metrics_and_seconds(tmp_path: Path) -> None:
     cfg, study = study_in(tmp_path)
     base = TrainConfig(epochs=3, hidden_sizes=(8,), aug_shift=0.0)
-    obj = Objective(blobs(), SPACE, base, cfg.study_dir / "trials")
+    obj = Objective(blobs(), SPACE, base, cfg.study_dir)
     study.optimize(obj, n_trials=3)
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 3
     for t in trials:
-        path = Path(t.user_attrs["model"])
-        assert MODEL_NAME.search(path.name) and path.is_relative_to(cfg.study_dir)
+        assert t.user_attrs["model"].startswith("trials/model-")  # relative to the study folder
+        path = trial_model(cfg.study_dir, t)
+        assert MODEL_NAME.search(path.name) and path.parent.parent == cfg.study_dir / "trials"
         clf = load_model(path)
         assert clf.meta["config"]["lr"] == t.params["lr"]
         assert clf.meta["config"]["hidden_sizes"] == [t.params["hidden_units"]]
@@ -155,7 +162,7 @@ def test_budget_counts_the_whole_study_and_the_best_is_tested_once(
     (cfg.study_dir / "best.safetensors").unlink()
     again = finalize_best(study, cfg.study_dir)  # same best: reused, the test set is not re-read
     assert again == record and (cfg.study_dir / "best.safetensors").exists()
-    board = leaderboard(study)
+    board = leaderboard(study, cfg.study_dir)
     assert "study b: 3 trials (3 complete)" in board and "rank" in board
 
 
@@ -218,7 +225,8 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def search_cmd(idx_dir: Path, work: Path, storage: str, *extra: str) -> list[str]:
+def search_cmd(idx_dir: Path, work: Path, storage: str | None, *extra: str) -> list[str]:
+    """A quick search of 6 trials, study k; ``extra`` flags override (argparse keeps the last)."""
     space = work / "space.toml"
     space.write_text(
         "[params.lr]\nlow = 0.005\nhigh = 0.2\nlog = true\n"
@@ -226,7 +234,7 @@ def search_cmd(idx_dir: Path, work: Path, storage: str, *extra: str) -> list[str
     )
     return [*HANDNET, "search", "--dataset", str(idx_dir), "--val-size", "100",
             "--space", str(space), "--epochs", "15", "--trials", "6", "--study", "k",
-            "--storage", storage, "--out", str(work / "runs"), "--sampler", "random",
+            *(["--storage", storage] if storage else []), "--out", str(work / "runs"), "--sampler", "random",
             "--pruner", "none", "--quiet", *extra]  # fmt: skip
 
 
@@ -262,7 +270,9 @@ def snapshot(storage: str) -> dict[int, optuna.trial.FrozenTrial]:
     return {t.number: t for t in study.get_trials()}
 
 
-def check_finished_study(storage: str, before: dict[int, optuna.trial.FrozenTrial]) -> None:
+def check_finished_study(
+    storage: str, before: dict[int, optuna.trial.FrozenTrial], study_dir: Path
+) -> None:
     after = snapshot(storage)
     complete = [t for t in after.values() if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6  # the budget, exactly: nothing run twice, nothing missing
@@ -270,8 +280,8 @@ def check_finished_study(storage: str, before: dict[int, optuna.trial.FrozenTria
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert after[n].state == t.state and after[n].params == t.params
             assert after[n].user_attrs["model"] == t.user_attrs["model"]
-    models = [t.user_attrs["model"] for t in complete]
-    assert len(set(models)) == 6 and all(Path(m).exists() for m in models)
+    models = [trial_model(study_dir, t) for t in complete]
+    assert len(set(models)) == 6 and all(m.exists() for m in models)
     params = [tuple(sorted(t.params.items())) for t in complete]
     assert len(set(params)) == 6
     assert not [t for t in after.values() if t.state == optuna.trial.TrialState.RUNNING]
@@ -298,9 +308,14 @@ def test_kill_9_midway_then_rerun_loses_nothing_and_duplicates_nothing(
     for n in killed:
         assert after[n].state == optuna.trial.TrialState.FAIL
         assert "died" in after[n].user_attrs["fail_reason"]
-    check_finished_study(storage, before)
+    check_finished_study(storage, before, tmp_path / "runs" / "k")
     assert "study k: " in r.stdout and "best: trial" in r.stdout
     assert (tmp_path / "runs" / "k" / "best.safetensors").exists()
+    # the study page lists the killed trial, with the reason it failed
+    page = study_report(optuna.load_study(study_name="k", storage=storage), None, None)
+    for n in killed:
+        assert f"<td class=num>{n}</td><td>fail</td>" in page
+        assert f"{HOST}:{before[n].user_attrs['pid']} died (killed?) mid-trial" in page
 
 
 def test_ctrl_c_stops_cleanly_prints_the_summary_and_resumes(idx_dir: Path, tmp_path: Path) -> None:
@@ -322,21 +337,150 @@ def test_ctrl_c_stops_cleanly_prints_the_summary_and_resumes(idx_dir: Path, tmp_
 
     r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=300)
     assert r.returncode == 0, r.stderr
-    check_finished_study(storage, before)
+    check_finished_study(storage, before, tmp_path / "runs" / "k")
 
 
-def test_summary_of_a_missing_study_is_a_one_line_error(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [*HANDNET, "search", "--summary", "--study", "nope", "--storage", f"sqlite:///{tmp_path}/x.db"],
-        capture_output=True, text=True, env=env(), timeout=120,
-    )  # fmt: skip
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such study" in r.stderr
-    # without --storage the study's database lives under --out, beside the study's files
-    r = subprocess.run(
-        [*HANDNET, "search", "--summary", "--study", "nope", "--out", str(tmp_path / "elsewhere")],
-        capture_output=True, text=True, env=env(), timeout=120,
-    )  # fmt: skip
-    assert r.returncode == 2 and f"in sqlite:///{tmp_path}/elsewhere/search.db" in r.stderr
+def test_reading_a_missing_study_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv, shown in (
+        (["search", "--summary", "--study", "typo"], "runs/search.db"),
+        (["search", "--summary", "--study", "typo", "--storage", "sqlite:///x/s.db"], "x/s.db"),
+        (["report", "--study", "typo", "--runs", str(tmp_path / "new")], f"{tmp_path}/new/search.db"),
+    ):  # fmt: skip
+        assert main(argv) == 2
+        assert (
+            capsys.readouterr().err == f"handnet {argv[0]}: error: no study database at {shown}\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+    # a database of other studies: no such study, and the database is left as it was
+    cfg, _ = study_in(tmp_path, "other")
+    db = tmp_path / "s.db"
+    before = db.read_bytes()
+    assert main(["search", "--summary", "--study", "typo", "--storage", cfg.storage]) == 2
+    assert capsys.readouterr().err == (
+        f"handnet search: error: --study typo: no such study in sqlite:///{db}\n"
+    )
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://handnet:bad@127.0.0.1:5432/handnet", "postgresql://handnet:***@127.0.0.1:5432/handnet"),
+        ("postgresql://u:p@ss/w@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require"),
+        ("postgresql://:pw@h/db", "postgresql://:***@h/db"),
+        ("postgresql://h/db?user=u&password=pw&port=5", "postgresql://h/db?user=u&password=***&port=5"),
+        ("postgresql://u@h/db?application_name=a@b", "postgresql://u@h/db?application_name=a@b"),
+        ("sqlite:///runs/search.db", "sqlite:///runs/search.db"),
+    ],
+)  # fmt: skip
+def test_storage_urls_are_printed_without_their_password(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_a_database_error_does_not_print_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(handnet.search_storage, "SETUP_RETRIES", 1)  # no server: fail at once
+    url = f"postgresql://handnet:s3cret@127.0.0.1:{_free_port()}/handnet"
+    assert main(["search", "--summary", "--study", "big", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"handnet search: error: --storage {redact(url)}: ")
+    assert "handnet:***@" in err and "s3cret" not in err and err.count("\n") == 1
+
+
+def test_a_study_is_read_from_any_directory(idx_dir: Path, tmp_path: Path) -> None:
+    """The search ran in work/ with the default --out runs; read it from elsewhere."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    cmd = search_cmd(idx_dir, work, None, "--out", "runs", "--trials", "2", "--epochs", "2")
+    run = dict(capture_output=True, text=True, env=env(), timeout=300)
+    r = subprocess.run(cmd, cwd=work, **run)  # type: ignore[call-overload]
+    assert r.returncode == 0, r.stderr
+    runs = work / "runs"
+    r = subprocess.run([*HANDNET, "search", "--summary", "--study", "k", "--out", str(runs)],
+                       cwd=elsewhere, **run)  # type: ignore[call-overload]  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"-> {runs}/k/best.safetensors" in r.stdout
+    models = re.findall(r"\S+/trials/\S+\.safetensors$", r.stdout, re.M)
+    assert len(models) == 2 and all(Path(elsewhere, m).exists() for m in models)
+    r = subprocess.run([*HANDNET, "report", "--study", "k", "--runs", str(runs)],
+                       cwd=elsewhere, **run)  # type: ignore[call-overload]  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"{runs}/k/report.html\n"
+    assert "best-report.html" in (runs / "k" / "report.html").read_text()
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "trials/m/m.safetensors",  # relative to the study folder (handnet >= 0.5)
+        "runs/s/trials/m/m.safetensors",  # relative to where the search ran (before)
+        "/old/place/runs/s/trials/m/m.safetensors",  # absolute --out (before), folder moved since
+    ],
+)
+def test_a_trials_model_is_looked_for_in_the_study_folder_given(
+    stored: str, tmp_path: Path
+) -> None:
+    t = create_trial(value=0.5, user_attrs={"model": stored})
+    assert trial_model(tmp_path / "s", t) == tmp_path / "s" / "trials" / "m" / "m.safetensors"
+
+
+LR = FloatDistribution(0.01, 0.3, log=True)
+
+
+def remote_best(study: optuna.Study) -> None:
+    """A best trial as a worker on machine gpu-2 leaves it: its model is on gpu-2's disk."""
+    study.add_trial(create_trial(value=0.9, params={"lr": 0.1}, distributions={"lr": LR},
+                                 user_attrs={"host": "gpu-2", "pid": 4242,
+                                             "model": "trials/m/m.safetensors"}))  # fmt: skip
+
+
+def test_a_best_model_on_another_machine_is_named_as_such(tmp_path: Path) -> None:
+    cfg, study = study_in(tmp_path)
+    remote_best(study)
+    record = finalize_best(study, cfg.study_dir)
+    assert record is not None and record["missing"] == (
+        f"its model was trained on machine gpu-2 (worker pid 4242) and is not on this one ({HOST}, "
+        f"no {cfg.study_dir}/trials/m/m.safetensors): run `handnet search --summary` there to "
+        "copy and test it"
+    )
+    assert best_line(record) == f"best: trial 0  val 90.00%; {record['missing']}"
+    assert "trained on machine gpu-2 (worker pid 4242)" in study_report(study, record, None)
+    assert not cfg.study_dir.exists()
+    # trained here, yet not in this folder: the --out/--runs given is the likely mistake
+    study.add_trial(create_trial(value=0.95, params={"lr": 0.1}, distributions={"lr": LR},
+                                 user_attrs={"host": HOST, "model": "trials/n/n.safetensors"}))  # fmt: skip
+    record = finalize_best(study, cfg.study_dir)
+    assert record is not None and record["missing"] == (
+        f"its model {cfg.study_dir}/trials/n/n.safetensors is missing: "
+        "is this the folder the study's search wrote to?"
+    )
+
+
+def test_the_study_page_lists_failed_trials_greyed_with_their_reason() -> None:
+    study = optuna.create_study(direction="maximize", study_name="f")
+    for v in (0.8, 0.9):
+        study.add_trial(create_trial(value=v, params={"lr": v / 10}, distributions={"lr": LR},
+                                     user_attrs={"seconds": 1.0}))  # fmt: skip
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"lr": 0.2}, distributions={"lr": LR},
+                                 user_attrs={"fail_reason": "worker h:7 died (killed?) mid-trial"}))  # fmt: skip
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"host": "gpu-2", "pid": 9}))
+    page = study_report(study, None, None)
+    assert (
+        "<td class=num>1</td><td class=num>1</td><td>complete</td><td class=num>90.00%</td>" in page
+    )
+    assert (
+        "<td class=num></td><td class=num>2</td><td>fail</td><td class=num></td>"
+        "<td class=num>0.2</td><td class=num></td><td>worker h:7 died (killed?) mid-trial</td>"
+    ) in page
+    assert "<td>no reason recorded (worker gpu-2:9)</td>" in page
+    assert "#leaderboard tbody tr:nth-child(n+3) { color: #8c959f; }" in page  # rows 3, 4 grey
+    assert "Failed trials have no point" in page
 
 
 # -------------------------------------------------------------------- PostgreSQL, two workers
@@ -398,10 +542,32 @@ def test_two_workers_share_one_postgresql_study(
     for w in workers:
         _, err = w.communicate(timeout=300)
         assert w.returncode == 0, err
-    check_finished_study(postgres_url, {})
+    check_finished_study(postgres_url, {}, tmp_path / "runs" / "k")
     trials = snapshot(postgres_url).values()
     assert {t.user_attrs["pid"] for t in trials} <= {w.pid for w in workers}
     assert all(t.user_attrs.get("skipped") for t in trials if t.state.name == "FAIL")
+
+
+def test_a_postgresql_study_read_on_another_machine_names_it_and_hides_the_password(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+    remote_best(optuna.create_study(study_name="remote", storage=storage_url(url)))
+    runs = tmp_path / "runs"
+    assert (
+        main(["search", "--summary", "--study", "remote", "--storage", url, "--out", str(runs)])
+        == 0
+    )
+    assert main(["report", "--study", "remote", "--storage", url, "--runs", str(runs)]) == 0
+    assert main(["search", "--summary", "--study", "nope", "--storage", url]) == 2
+    out, err = capsys.readouterr()
+    assert (
+        "best: trial 0  val 90.00%; its model was trained on machine gpu-2 (worker pid 4242)" in out
+    )
+    assert err == f"handnet search: error: --study nope: no such study in {redact(url)}\n"
+    page = (runs / "remote" / "report.html").read_text()
+    assert "trained on machine gpu-2 (worker pid 4242) and is not on this one" in page
+    assert "postgres:***@" in err and "s3cret" not in out + err + page
 
 
 def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Path) -> None:

@@ -64,6 +64,21 @@ def test_history_draws_the_best_so_far_and_importances_rank_the_parameters() -> 
     assert len(bars) == len(DISTS)
 
 
+def test_history_legend_says_that_failed_trials_have_no_point() -> None:
+    study = study_with_trials()
+    assert not [t for t in legend_texts(study) if "failed" in t]
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, params={"lr": 0.3}, distributions={"lr": DISTS["lr"]})
+    )
+    assert "failed trials: 1 (no point)" in legend_texts(study)
+
+
+def legend_texts(study: optuna.Study) -> list[str]:
+    legend = history_figure(study).axes[0].get_legend()
+    assert legend is not None
+    return [t.get_text() for t in legend.get_texts()]
+
+
 def test_importances_of_a_too_small_study_say_why_instead_of_failing() -> None:
     study = optuna.create_study(direction="maximize")
     fig = importances_figure(study)

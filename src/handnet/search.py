@@ -3,8 +3,10 @@
 Every worker (``--jobs`` processes here, or ``handnet search`` on other machines pointed at the
 same ``--storage``) loads the data once, then loops: ask the study for a trial, train it while
 reporting validation accuracy per epoch (so the pruner can stop it), save its model under
-``runs/<study>/trials/``, and tell the study. The trial budget ``--trials N`` counts trials in
-the study, across runs and workers, so re-running a killed search finishes the same N.
+``runs/<study>/trials/`` (recorded relative to the study's folder, so that the folder reads the
+same from any working directory, or moved), and tell the study. The trial budget ``--trials N``
+counts trials in the study, across runs and workers, so re-running a killed search finishes the
+same N.
 
 Ctrl-C stops a worker at its trial's next epoch end (the trial is failed as "interrupted");
 after a ``kill -9``, `handnet.search_storage` fails the trial left RUNNING when the search
@@ -38,11 +40,13 @@ from handnet.errors import ConfigError, HandnetError, TrainingDiverged
 from handnet.io import atomic_write_text, save_model
 from handnet.model import Classifier
 from handnet.runs import history_csv, load_run_data, prepare_augmentation, run_name
+from handnet.search_results import fail_reason, fmt_param
 from handnet.search_space import DEFAULT_SPACE, SearchSpace
 from handnet.search_storage import (
     fail_dead_local_trials,
     fail_own_trials,
     open_storage,
+    redact,
     retry_setup,
     worker_tags,
 )
@@ -129,7 +133,9 @@ def open_study(
                 study_name=cfg.study, storage=storage, sampler=sampler, pruner=pruner
             )
         except KeyError:
-            raise HandnetError(f"--study {cfg.study}: no such study in {cfg.storage}") from None
+            raise HandnetError(
+                f"--study {cfg.study}: no such study in {redact(cfg.storage)}"
+            ) from None
     study = retry_setup(
         f"--study {cfg.study}",
         lambda: optuna.create_study(
@@ -161,6 +167,11 @@ def open_study(
                 "run the same command to resume, or pick a new --study"
             )
     return study
+
+
+def load_study(cfg: SearchConfig) -> optuna.Study:
+    """An existing study, for reading: creates no database, no table and no study."""
+    return open_study(cfg, open_storage(cfg.storage, create=False), create=False)
 
 
 def counts_toward_budget(t: FrozenTrial) -> bool:
@@ -223,7 +234,7 @@ class Objective:
     data: Dataset  # loaded once per worker
     space: SearchSpace
     base: TrainConfig
-    trial_dir: Path  # each completed trial's run directory goes here
+    study_dir: Path  # each completed trial's run directory goes to study_dir/trials/
     budget: int | None = None
     stop: StopRequest | None = None
     budget_reached: bool = field(default=False, init=False)
@@ -275,7 +286,7 @@ class Objective:
             "train_seconds": sum(r["seconds"] for r in state.history),
         }
         path = self._save(trial, cfg, state, metrics)
-        trial.set_user_attr("model", str(path))
+        trial.set_user_attr("model", path.relative_to(self.study_dir).as_posix())
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("seconds", seconds)
         return val.accuracy
@@ -305,7 +316,7 @@ class Objective:
             },
             geometry=self.data.geometry,
         )
-        run_dir = self.trial_dir / name
+        run_dir = self.study_dir / "trials" / name
         run_dir.mkdir(parents=True, exist_ok=False)
         path = save_model(clf, run_dir / f"{name}.safetensors")
         atomic_write_text(run_dir / "history.csv", history_csv(state.history))
@@ -318,19 +329,14 @@ class Objective:
 
 
 def describe(t: FrozenTrial) -> str:
-    params = "  ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    params = "  ".join(f"{k}={fmt_param(v)}" for k, v in t.params.items())
     a = t.user_attrs
     if t.state == TrialState.COMPLETE:
         return f"trial {t.number:>3} complete  val {t.value:.2%}  {params}  ({a.get('seconds', 0):.1f}s)"
     if t.state == TrialState.PRUNED:
         last = max(t.intermediate_values, default=0)
         return f"trial {t.number:>3} pruned at epoch {last}  {params}"
-    reason = a.get("fail_reason") or a.get("skipped") or "failed"
-    return f"trial {t.number:>3} {t.state.name.lower()}  {reason}  {params}"
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    return f"trial {t.number:>3} {t.state.name.lower()}  {fail_reason(t)}  {params}"
 
 
 def _die_with_parent(parent: int) -> None:
@@ -375,7 +381,7 @@ def _run_worker(
         )
         study.sampler = make_sampler(cfg.sampler, int(ss.generate_state(1)[0]))
     data = load_search_data(base, data_dir, mirror)
-    objective = Objective(data, space, base, cfg.study_dir / "trials", cfg.trials, stop)
+    objective = Objective(data, space, base, cfg.study_dir, cfg.trials, stop)
 
     def log(study: optuna.Study, t: FrozenTrial) -> None:
         if cfg.progress:

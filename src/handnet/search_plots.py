@@ -2,7 +2,8 @@
 
 - ``search-params.png``: validation accuracy against each hyperparameter, on a log axis where the
   search drew it log-uniformly (the seed report's figure, one panel per parameter);
-- ``search-history.png``: each trial's accuracy by trial number, and the best so far;
+- ``search-history.png``: each trial's accuracy by trial number, and the best so far (the legend
+  counts the failed trials, which have no accuracy to plot);
 - ``search-importances.png``: how much of the accuracy's variation each parameter explains.
 """
 
@@ -139,6 +140,9 @@ def history_figure(study: optuna.Study) -> Figure:
             xs.append(t.number)
             ys.append(100 * best)
         ax.step(xs, ys, where="post", c="tab:red", label="best so far")
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if failed:  # a legend line with no marker: they ended without an accuracy
+        ax.plot([], [], ls="none", label=f"failed trials: {len(failed)} (no point)")
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy (%)")

@@ -3,6 +3,7 @@
 ``handnet report --study NAME`` writes ``<runs>/<study>/report.html`` with the same template as a
 run's page (`handnet.report.render_page`), and ``best-report.html`` beside it: the full run page of
 the best trial's model. The best model is evaluated on the test set once (`finalize_best`).
+Failed trials are listed under the ranked ones, greyed, with their reason.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from handnet import report
 from handnet.io import atomic_write_text
 from handnet.run_plots import draw, load_view
 from handnet.search_plots import history_figure, importances_figure, params_figure, png_bytes
-from handnet.search_results import finalize_best, ranked, state_counts
+from handnet.search_results import fail_reason, finalize_best, fmt_param, ranked, state_counts
 
 BEST_REPORT_NAME = "best-report.html"
 _PLOTS = (
@@ -31,7 +33,8 @@ _PLOTS = (
         "Optimization history",
         history_figure,
         "Each trial's validation accuracy at its end, in the order the trials ran, and the best "
-        "so far.",
+        "so far. Failed trials have no point (they ended without an accuracy); the leaderboard "
+        "lists them, greyed, with the reason.",
     ),
     (
         "importances",
@@ -44,48 +47,52 @@ _PLOTS = (
 
 
 def _leaderboard(study: optuna.Study, top: int) -> str:
-    rows = ranked(study)[:top]
-    if not rows:
-        return "<p>No completed trial yet.</p>"
-    names = list(rows[0].params)
-    body = [
+    """The ``top`` completed trials, ranked, then every failed trial, greyed, with its reason."""
+    ranks = ranked(study)[:top]
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    empty = "" if ranks else "<p>No completed trial yet.</p>"
+    if not failed and not ranks:
+        return empty
+    names = list(dict.fromkeys(n for t in ranks + failed for n in t.params))
+    rows = [
         [
-            i + 1,
+            i + 1 if i < len(ranks) else "",
             t.number,
-            f"{t.value:.2%}",
-            *(
-                f"{t.params.get(n):.3g}" if isinstance(t.params.get(n), float) else t.params.get(n)
-                for n in names
-            ),
-            f"{t.user_attrs.get('seconds', float('nan')):.1f}",
+            t.state.name.lower(),
+            f"{t.value:.2%}" if t.value is not None else "",
+            *(fmt_param(t.params[n]) if n in t.params else "" for n in names),
+            f"{t.user_attrs['seconds']:.1f}" if "seconds" in t.user_attrs else "",
+            fail_reason(t) if t.state == TrialState.FAIL else "",
         ]
-        for i, t in enumerate(rows)
+        for i, t in enumerate(ranks + failed)
     ]
-    header = ["rank", "trial", "validation", *names, "seconds"]
-    return report.table(body, header, numeric=range(len(header)))
+    header = ["rank", "trial", "state", "validation", *names, "seconds", "why it failed"]
+    numeric = [j for j, h in enumerate(header) if h not in ("state", "why it failed")]
+    # report.table has no class per row: grey the failed rows by position (they follow the ranks)
+    grey = (
+        f"<style>#leaderboard tbody tr:nth-child(n+{len(ranks) + 1}) {{ color: #8c959f; }}</style>"
+    )
+    return empty + (grey if failed else "") + report.table(rows, header, numeric)
 
 
 def _best_section(record: dict[str, Any] | None, link: str | None) -> str:
     if record is None:
         return "<p>No completed trial yet.</p>"
-    if "missing" in record:
-        return f"<p>Trial {report.esc(record['trial'])}: {report.esc(record['missing'])}.</p>"
     rows = [
         ("trial", record["trial"]),
         ("validation accuracy (chosen on this)", f"{record['val_accuracy']:.2%}"),
-        ("test accuracy (evaluated once)", f"{record['test_accuracy']:.2%}"),
-        ("model", record["best"]),
-        *(
-            (f"param {k}", f"{v:.4g}" if isinstance(v, float) else v)
-            for k, v in record["params"].items()
-        ),
     ]
-    page = (
-        f'<p><a href="{report.esc(link)}">The best run\'s own page</a> (curves, weights, mistakes).</p>'
-        if link
-        else ""
-    )
-    return page + report.table(rows)
+    if "test_accuracy" in record:
+        rows.append(("test accuracy (evaluated once)", f"{record['test_accuracy']:.2%}"))
+    rows.append(("model", record["best"] or record["model"]))
+    rows += [(f"param {k}", fmt_param(v)) for k, v in record["params"].items()]
+    if "missing" in record:
+        note = f"<p>The best trial's page is not here: {report.esc(record['missing'])}.</p>"
+    elif link:
+        note = f'<p><a href="{report.esc(link)}">The best run\'s own page</a> (curves, weights, mistakes).</p>'
+    else:
+        note = ""
+    return note + report.table(rows)
 
 
 def study_report(
@@ -96,11 +103,10 @@ def study_report(
         ("trials", str(sum(counts.values()))),
         *((state, str(n)) for state, n in counts.items()),
     ]
-    if record and "val_accuracy" in record:
-        summary += [
-            ("best validation", f"{record['val_accuracy']:.2%}"),
-            ("its test accuracy", f"{record['test_accuracy']:.2%}"),
-        ]
+    if record:
+        summary.append(("best validation", f"{record['val_accuracy']:.2%}"))
+    if record and "test_accuracy" in record:
+        summary.append(("its test accuracy", f"{record['test_accuracy']:.2%}"))
     sections = [
         report.Section("leaderboard", "Leaderboard", _leaderboard(study, top)),
         report.Section("best", "Best trial", _best_section(record, link)),
@@ -130,7 +136,7 @@ def write_study_report(
     """Write the study page (and the best run's page beside it) into ``study_dir``."""
     record = finalize_best(study, study_dir, data_dir=data_dir, mirror=mirror)
     link = None
-    if record and "best" in record:
+    if record and "missing" not in record:
         view = load_view(record["best"], data_dir=data_dir, mirror=mirror)
         # A trial's model records no test metrics (trials never see the test set): the page shows
         # the one evaluation that finalize_best made of the best model.

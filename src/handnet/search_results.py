@@ -1,4 +1,9 @@
-"""A study's results: the leaderboard, and the best model copied out and evaluated on test once."""
+"""A study's results: the leaderboard, and the best model copied out and evaluated on test once.
+
+A trial's model path is stored relative to the study's folder (``trials/RUN/RUN.safetensors``)
+and read against the folder given on the command line (`trial_model`), so a study is read the
+same from any working directory, and after the folder is moved.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from handnet.data import load_splits
 from handnet.io import atomic_write_bytes, atomic_write_text, load_model
+from handnet.search_storage import HOST
 from handnet.train import evaluate_logits
+
+BEST_NAME = "best.safetensors"
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
@@ -26,11 +34,30 @@ def ranked(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(done, key=lambda t: (-(t.value or 0.0), t.number))
 
 
-def _fmt(v: Any) -> str:
+def fmt_param(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def leaderboard(study: optuna.Study, top: int = 10) -> str:
+def fail_reason(t: FrozenTrial) -> str:
+    """Why a trial failed, as recorded (diverged, interrupted, its worker died, skipped)."""
+    a = t.user_attrs
+    if a.get("fail_reason") or a.get("skipped"):
+        return str(a.get("fail_reason") or a.get("skipped"))
+    # e.g. failed by Optuna's heartbeat check: its worker, on another machine, went silent
+    return "no reason recorded" + (f" (worker {a.get('host')}:{a['pid']})" if "pid" in a else "")
+
+
+def trial_model(study_dir: Path, t: FrozenTrial) -> Path:
+    """Where trial ``t``'s model file is, in the study folder ``study_dir``.
+
+    Trials store ``trials/RUN/RUN.safetensors``; studies of handnet <= 0.4 stored the path as it
+    was written (``OUT/STUDY/trials/RUN/RUN.safetensors``, relative to the search's working
+    directory), which ends the same way.
+    """
+    return study_dir.joinpath(*Path(t.user_attrs["model"]).parts[-3:])
+
+
+def leaderboard(study: optuna.Study, study_dir: Path, top: int = 10) -> str:
     """The ``top`` completed trials as a fixed-width table, with the state counts above it."""
     counts = state_counts(study)
     total = sum(counts.values())
@@ -49,9 +76,9 @@ def leaderboard(study: optuna.Study, top: int = 10) -> str:
             str(i + 1),
             str(t.number),
             f"{t.value:.2%}",
-            *(_fmt(t.params.get(n, "")) for n in names),
+            *(fmt_param(t.params.get(n, "")) for n in names),
             f"{t.user_attrs.get('seconds', float('nan')):.1f}",
-            str(t.user_attrs.get("model", "")),
+            str(trial_model(study_dir, t)),
         ]
         for i, t in enumerate(rows)
     ]
@@ -75,30 +102,43 @@ def finalize_best(
     """Copy the best trial's model to ``best.safetensors`` and evaluate it on the test set.
 
     The test set is touched once per best model: the result is stored in the study (user attr
-    ``best_test``) and in ``best.json``, and reused until a better trial appears.
+    ``best_test``) and in ``best.json``, and reused until a better trial appears. The record
+    returned has the paths of both models in ``study_dir``; where the best model is not on this
+    machine, it says so under ``missing`` (and has no ``best``).
     """
     best = ranked(study)[:1]
     if not best:
         return None
     t = best[0]
-    target = study_dir / "best.safetensors"
+    src, target = trial_model(study_dir, t), study_dir / BEST_NAME
     done = study.user_attrs.get("best_test")
-    if done and done.get("trial") == t.number:
-        if not target.exists() and Path(done["model"]).exists():
-            atomic_write_bytes(target, Path(done["model"]).read_bytes())
-        return dict(done)
-    src = Path(t.user_attrs["model"])
-    if not src.exists():  # trained on another machine of a distributed study
-        return {"trial": t.number, "model": str(src), "missing": f"{src} is not on this machine"}
-    study_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, src.read_bytes())
-    clf = load_model(target)
+    record = dict(done) if done and done.get("trial") == t.number else None
+    if record is None or not target.exists():
+        if not src.exists():
+            known = record or {"trial": t.number, "params": t.params, "val_accuracy": t.value}
+            return {**known, "model": str(src), "best": None, "missing": not_here(t, src)}
+        study_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, src.read_bytes())
+    if record is None:
+        record = _test_once(study, t, study_dir, data_dir, mirror)
+    return {**record, "model": str(src), "best": str(target)}
+
+
+def _test_once(
+    study: optuna.Study,
+    t: FrozenTrial,
+    study_dir: Path,
+    data_dir: Path | None,
+    mirror: str | None,
+) -> dict[str, Any]:
+    """Evaluate the best model (copied to ``study_dir``) on the test set; record it in the study."""
+    clf = load_model(study_dir / BEST_NAME)
     splits, _ = load_splits(str(clf.meta.get("dataset", "mnist")), data_dir, mirror)
     test = evaluate_logits(clf.net.predict_logits(clf.prepare(splits.X_test)), splits.y_test)
     record = {
         "trial": t.number,
-        "model": str(src),
-        "best": str(target),
+        "model": t.user_attrs["model"],  # both paths relative to the study folder
+        "best": BEST_NAME,
         "params": t.params,
         "val_accuracy": t.value,
         "test_accuracy": test.accuracy,
@@ -110,12 +150,23 @@ def finalize_best(
     return record
 
 
+def not_here(t: FrozenTrial, path: Path) -> str:
+    """Why trial ``t``'s model at ``path`` cannot be read here, and what to do about it."""
+    host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
+    if host is not None and host != HOST:
+        return (
+            f"its model was trained on machine {host} (worker pid {pid}) and is not on this one "
+            f"({HOST}, no {path}): run `handnet search --summary` there to copy and test it"
+        )
+    return f"its model {path} is missing: is this the folder the study's search wrote to?"
+
+
 def best_line(record: dict[str, Any] | None) -> str:
     if record is None:
         return "best: none (no completed trial)"
+    line = f"best: trial {record['trial']}  val {record['val_accuracy']:.2%}"
+    if "test_accuracy" in record:
+        line += f"  test {record['test_accuracy']:.2%} (evaluated once)"
     if "missing" in record:
-        return f"best: trial {record['trial']} ({record['missing']}; run --summary there)"
-    return (
-        f"best: trial {record['trial']}  val {record['val_accuracy']:.2%}  "
-        f"test {record['test_accuracy']:.2%} (evaluated once)  -> {record['best']}"
-    )
+        return f"{line}; {record['missing']}"
+    return f"{line}  -> {record['best']}"

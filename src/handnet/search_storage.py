@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 import warnings
@@ -31,6 +32,25 @@ SETUP_RETRIES = 6  # opening/creating a study races with other workers; retry wi
 HOST = socket.gethostname()
 
 
+# user:PASSWORD@ in the authority, or a password=... query parameter (libpq's keyword form)
+_PASSWORD = re.compile(r"(?<=://)([^:/@?#]*:)[^?#]*(?=@)|(?<=[?&]password=)[^&#]*")
+
+
+def redact(url: str) -> str:
+    """``url`` fit to print: its password, if any, shown as ``***``."""
+    return _PASSWORD.sub(lambda m: (m.group(1) or "") + "***", url)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///FILE`` URL; None for other databases and ``:memory:``."""
+    import sqlalchemy
+
+    if not url.startswith("sqlite:"):
+        return None
+    db = sqlalchemy.engine.make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
+
+
 def storage_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 (SQLAlchemy's bare default would be psycopg2)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -43,13 +63,16 @@ def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
     """Call ``fn``, retrying with backoff when racing workers collide (locked DB, duplicate study)."""
     import sqlalchemy.exc
 
+    last: BaseException | None = None
     for attempt in range(SETUP_RETRIES):
         try:
             return fn()
         except sqlalchemy.exc.DBAPIError as e:  # locked, or a peer created the same table/row
             last = e
         except optuna.exceptions.DuplicatedStudyError as e:  # created by a peer meanwhile
-            last = e  # type: ignore[assignment]
+            last = e
+        except optuna.exceptions.StorageInternalError as e:  # Optuna's wrapper of the above
+            last = e.__cause__ or e
         time.sleep(0.2 * 2**attempt)
     raise HandnetError(f"{what}: {str(last).splitlines()[0]}")
 
@@ -86,30 +109,39 @@ class TaggedStorage(RDBStorage):
         return super()._create_new_trial(study_id, template_trial)
 
 
-def open_storage(url: str) -> RDBStorage:
-    """An RDB storage with heartbeats; SQLite gets a lock timeout and its directory created."""
+def open_storage(url: str, *, create: bool = True) -> RDBStorage:
+    """An RDB storage with heartbeats; SQLite gets a lock timeout and its directory created.
+
+    With ``create=False`` (reading a study) nothing is created: a missing SQLite file is an error,
+    and no tables are added to a database that lacks them.
+    """
     if not url.startswith(("sqlite:", "postgresql", "postgres:", "mysql")):
-        raise ConfigError(f"--storage {url!r}: expected sqlite:///FILE or postgresql://...")
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite:///"):
-        db = url[len("sqlite:///") :]
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+        raise ConfigError(f"--storage {redact(url)!r}: expected sqlite:///FILE or postgresql://...")
+    db = sqlite_file(url)
+    if db is not None and not create and not db.exists():
+        raise HandnetError(f"no study database at {db}")
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+        if url.startswith("sqlite:")
+        else {"pool_pre_ping": True}
+    )
     full = storage_url(url)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat
     try:
         return retry_setup(
-            f"--storage {url}",
+            f"--storage {redact(url)}",
             lambda: TaggedStorage(
                 full,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=GRACE_S,
+                skip_table_creation=not create,
             ),
         )
     except (ImportError, ModuleNotFoundError) as e:
-        raise ConfigError(f"--storage {url}: missing database driver ({e})") from None
+        raise ConfigError(f"--storage {redact(url)}: missing database driver ({e})") from None
 
 
 def _proc_start(pid: int) -> str | None:

@@ -92,5 +92,5 @@ def _study_report(args: argparse.Namespace) -> Path:
     except ImportError as e:
         raise needs_search_extra(e) from None
     cfg = S.SearchConfig(study=args.study, storage=args.storage or "", out=args.runs)
-    study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+    study = S.load_study(cfg)
     return write_study_report(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)

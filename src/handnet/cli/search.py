@@ -92,7 +92,7 @@ def _search_summary(study: Any, cfg: Any, args: argparse.Namespace) -> None:
     from handnet.search_plots import write_plots
     from handnet.search_results import best_line, finalize_best, leaderboard
 
-    print(leaderboard(study, top=args.top))
+    print(leaderboard(study, cfg.study_dir, top=args.top))
     record = finalize_best(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)
     print(best_line(record))
     for path in write_plots(study, cfg.study_dir):
@@ -120,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if args.summary:
-        study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
+        study = S.load_study(cfg)
         _search_summary(study, cfg, args)
         return 0
     space = load_space(args.space) if args.space else DEFAULT_SPACE
@@ -137,8 +137,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         study = S.search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
     except KeyboardInterrupt:
-        study = S.open_study(cfg, S.open_storage(cfg.storage), create=False)
-        print(leaderboard(study, top=args.top))
+        study = S.load_study(cfg)
+        print(leaderboard(study, cfg.study_dir, top=args.top))
         print(
             f"handnet search: interrupted; run the same command to resume study {cfg.study!r}",
             file=sys.stderr,
