@@ -55,6 +55,7 @@ code { font: 13px ui-monospace, "DejaVu Sans Mono", monospace; background: var(-
 figure { margin: 0 0 28px; padding: 14px; border: 1px solid var(--line); border-radius: 8px; }
 figure img { display: block; max-width: 100%; height: auto; margin: 8px auto 0; }
 figcaption { color: var(--muted); font-size: 14px; }
+tr.muted td { color: var(--muted); }
 footer { margin-top: 40px; color: var(--muted); font-size: 13px; border-top: 1px solid var(--line);
   padding-top: 10px; }
 """
@@ -77,9 +78,13 @@ def esc(value: object) -> str:
 
 
 def table(
-    rows: Sequence[Sequence[object]], header: Sequence[str] = (), numeric: Sequence[int] = ()
+    rows: Sequence[Sequence[object]],
+    header: Sequence[str] = (),
+    numeric: Sequence[int] = (),
+    muted: Sequence[int] = (),
 ) -> str:
-    """An HTML table; cells are escaped, columns listed in ``numeric`` are right-aligned."""
+    """An HTML table; cells are escaped, columns listed in ``numeric`` are right-aligned, rows
+    listed in ``muted`` are greyed (e.g. a search's failed trials)."""
 
     def cells(row: Sequence[object], tag: str) -> str:
         return "".join(
@@ -88,7 +93,10 @@ def table(
         )
 
     head = f"<thead><tr>{cells(header, 'th')}</tr></thead>" if header else ""
-    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
+    body = "".join(
+        f"<tr{' class=muted' if j in muted else ''}>{cells(r, 'td')}</tr>"
+        for j, r in enumerate(rows)
+    )
     return f'<div class="scroll"><table>{head}<tbody>{body}</tbody></table></div>'
 
 

@@ -68,11 +68,8 @@ def _leaderboard(study: optuna.Study, top: int) -> str:
     ]
     header = ["rank", "trial", "state", "validation", *names, "seconds", "why it failed"]
     numeric = [j for j, h in enumerate(header) if h not in ("state", "why it failed")]
-    # report.table has no class per row: grey the failed rows by position (they follow the ranks)
-    grey = (
-        f"<style>#leaderboard tbody tr:nth-child(n+{len(ranks) + 1}) {{ color: #8c959f; }}</style>"
-    )
-    return empty + (grey if failed else "") + report.table(rows, header, numeric)
+    failed_rows = range(len(ranks), len(rows))
+    return empty + report.table(rows, header, numeric, muted=failed_rows)
 
 
 def _best_section(record: dict[str, Any] | None, link: str | None) -> str:
