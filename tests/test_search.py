@@ -31,7 +31,7 @@ import handnet.search_storage
 from handnet.cli import main
 from handnet.data import Dataset, write_idx
 from handnet.data.split import Normalization
-from handnet.errors import ConfigError
+from handnet.errors import ConfigError, HandnetError
 from handnet.geometry import Geometry
 from handnet.io import load_model
 from handnet.search import Objective, SearchConfig, counts_toward_budget, open_study, search
@@ -389,6 +389,32 @@ def test_a_database_error_does_not_print_the_password(
     err = capsys.readouterr().err
     assert err.startswith(f"handnet search: error: --storage {redact(url)}: ")
     assert "handnet:***@" in err and "s3cret" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("why", "tries"),
+    [
+        ('FATAL:  password authentication failed for user "handnet"', 1),
+        ('FATAL:  database "handnet2" does not exist', 1),
+        ("database is locked", 3),  # a peer holds SQLite's lock: worth waiting for
+    ],
+)
+def test_only_passing_database_errors_are_retried(
+    monkeypatch: pytest.MonkeyPatch, why: str, tries: int
+) -> None:
+    import sqlalchemy.exc
+
+    monkeypatch.setattr(handnet.search_storage, "SETUP_RETRIES", 3)
+    monkeypatch.setattr(handnet.search_storage.time, "sleep", lambda s: None)
+    calls = []
+
+    def connect() -> None:
+        calls.append(1)
+        raise sqlalchemy.exc.OperationalError("connect", None, Exception(why))
+
+    with pytest.raises(HandnetError, match=re.escape(why)):
+        handnet.search_storage.retry_setup("--storage x", connect)
+    assert len(calls) == tries
 
 
 def test_a_study_is_read_from_any_directory(idx_dir: Path, tmp_path: Path) -> None:

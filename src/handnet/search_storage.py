@@ -59,6 +59,16 @@ def storage_url(url: str) -> str:
     return url
 
 
+def _lasting(e: BaseException) -> bool:
+    """A database error that no retry can cure: a wrong password, a database that is not there."""
+    why = str(e)
+    return (
+        "authentication failed" in why
+        or "no password supplied" in why
+        or ('database "' in why and "does not exist" in why)
+    )
+
+
 def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
     """Call ``fn``, retrying with backoff when racing workers collide (locked DB, duplicate study)."""
     import sqlalchemy.exc
@@ -69,6 +79,8 @@ def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
             return fn()
         except sqlalchemy.exc.DBAPIError as e:  # locked, or a peer created the same table/row
             last = e
+            if _lasting(e):
+                break
         except optuna.exceptions.DuplicatedStudyError as e:  # created by a peer meanwhile
             last = e
         except optuna.exceptions.StorageInternalError as e:  # Optuna's wrapper of the above
