@@ -2,7 +2,7 @@
 
     python bench/profile_fit.py [784-800-10] [epochs] [--dropout P]
 
-Trains the bundled MNIST for a few epochs (batch 128, the default recipe without augmentation)
+Trains the bundled MNIST for a few epochs (the first, a warm-up, is not profiled) (batch 128, the default recipe without augmentation)
 under the standard library's deterministic profiler and prints, for the functions that take the
 time, microseconds per training step (their own time, without callees): the layers' forward and
 backward passes (which hold the matrix products), the L2 gradient, the momentum update, the batch
@@ -28,10 +28,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("shape", nargs="?", default="784-800-10")
-    p.add_argument("epochs", nargs="?", type=int, default=3)
+    p.add_argument(
+        "epochs", nargs="?", type=int, default=3, help="epochs in all, the first a warm-up (>= 2)"
+    )
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--top", type=int, default=12, help="functions to list")
     args = p.parse_args()
+    if args.epochs < 2:
+        p.error(f"epochs {args.epochs}: the first is a warm-up, so at least 2 leave one to profile")
     sizes = [int(s) for s in args.shape.split("-")]
     data = load_dataset("mnist", rng=np.random.default_rng(0))
     cfg = TrainConfig(

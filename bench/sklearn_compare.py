@@ -124,6 +124,9 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--models", nargs="+", default=None, help="a subset of the model names")
     args = ap.parse_args()
+    unknown = sorted(set(args.models or ()) - set(models()))
+    if unknown:
+        ap.error(f"--models: unknown {unknown}; choose from {sorted(models())}")
     print(f"# python {platform.python_version()}, numpy {np.__version__}, {blas_info()}")
     print(
         f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "

@@ -43,3 +43,5 @@ def test_members_must_agree_on_classes_and_inputs() -> None:
     )
     with pytest.raises(ModelFileError, match="takes 9 inputs"):
         check_compatible([member(0, 0, 1), odd], ["a", "odd"])
+    with pytest.raises(ModelFileError, match="a committee needs at least one model"):
+        committee_proba([], np.zeros((2, 4, 4), np.uint8))

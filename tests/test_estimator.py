@@ -20,7 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from handnet.data import dataset_from_arrays
 from handnet.errors import ModelFileError
 from handnet.estimator import HandnetClassifier
-from handnet.io import load_model, save_model
+from handnet.io import load_model, read_metadata, save_model
 from handnet.model import MLP, Classifier
 from handnet.train import Rngs, TrainState, fit
 
@@ -147,6 +147,13 @@ def test_bad_input_gives_clear_errors() -> None:
         ({"activation": "sigmoid"}, "activation='sigmoid'"),
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
         ({"random_state": -2}, "random_state=-2"),
+        # not converted first: 2.9 epochs would have been 2, "no" would have been true
+        ({"epochs": 2.9}, "epochs=2.9: must be a whole number"),
+        ({"hidden_sizes": (2.7,)}, r"hidden_sizes=\(2\.7,\): must be a list of whole numbers"),
+        ({"nesterov": "no"}, "nesterov='no': must be true or false"),
+        ({"lr": "a"}, "lr='a': must be a number"),
+        ({"batch_size": None}, "batch_size=None: must be a whole number"),
+        ({"validation_fraction": "x"}, "validation_fraction='x'"),
     ]
     for bad, msg in bad_params:
         with pytest.raises(ValueError, match=msg):
@@ -193,8 +200,13 @@ def test_save_and_load_through_handnet_model_file(tmp_path: Path) -> None:
     assert back.n_iter_ == 5 and back.loss_curve_ == clf.loss_curve_
     back.partial_fit(df, y)  # a loaded estimator can keep training
     assert back.n_iter_ == 6
-    # handnet's own loader reads the same file
-    assert load_model(path).classes == ["cat", "dog", "emu"]
+    # handnet's own loader reads the same file and predicts the same: the features are
+    # standardized as they are, not scaled like pixels first (format 3 says so)
+    own = load_model(path)
+    assert own.classes == ["cat", "dog", "emu"] and not own.pixels
+    assert read_metadata(path)["format_version"] == 3
+    np.testing.assert_allclose(own.predict_proba(X * 40), clf.predict_proba(X * 40), atol=1e-5)
+    assert own.predict(X * 40) == list(clf.predict(X * 40))
     # integer labels keep their dtype through the file
     ints = HandnetClassifier(epochs=2, random_state=0).fit(X, np.arange(len(X)) % 3 * 10)
     again = HandnetClassifier.load(ints.save(tmp_path / "ints.safetensors"))

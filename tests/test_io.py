@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import save as st_save
 
 from handnet.data.split import Normalization
-from handnet.errors import HandnetError, ModelFileError
+from handnet.errors import DatasetError, HandnetError, ModelFileError
 from handnet.geometry import PLAIN
 from handnet.io import atomic_write_bytes, load_model, model_bytes, read_metadata, save_model
 from handnet.model import MLP, Classifier
@@ -90,6 +90,10 @@ BAD_FILES = {
     "deskew not a boolean": (
         _rewrite(GOOD, lambda h, m: m["normalization"].update(deskew="yes")),
         r"normalization: deskew='yes': must be true or false",
+    ),
+    "pixels not a boolean": (
+        _rewrite(GOOD, lambda h, m: m["normalization"].update(pixels="no")),
+        r"normalization: pixels='no': must be true or false",
     ),
     "width out of range": (
         _rewrite(GOOD, lambda h, m: m["normalization"].update(width=40)),
@@ -247,3 +251,11 @@ def test_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path: Pa
     assert raw[0] == 0x80
     (tmp_path / "m.safetensors").write_bytes(raw)
     assert load_model(tmp_path / "m.safetensors").meta["pad"] == clf.meta["pad"]
+
+
+def test_one_image_instead_of_a_batch_is_named() -> None:
+    clf = make_clf()
+    with pytest.raises(DatasetError, match=r"one item of shape \(28, 28\); pass a batch"):
+        clf.predict(np.zeros((28, 28), np.uint8))
+    with pytest.raises(DatasetError, match=r"shape \(3, 20, 20\) has 400 features per row"):
+        clf.predict(np.zeros((3, 20, 20), np.uint8))

@@ -86,5 +86,9 @@ def test_transforms_come_from_the_stored_training_config() -> None:
     with pytest.raises(ModelFileError, match=r"^b\.safetensors: the model file stores no"):
         check_augmented([model(), model(cfg=None)], ["a.safetensors", "b.safetensors"])
     check_augmented([model()], ["a.safetensors"])
-    with pytest.raises(ValueError, match="needs a Generator"):
+    with pytest.raises(ConfigError, match=r"needs a numpy\.random\.Generator"):
         tta_proba(model(), images(), 2)
+    with pytest.raises(ConfigError, match=r"needs a numpy\.random\.Generator"):
+        tta_proba(model(), images(), 2, 7)  # type: ignore[arg-type]  # a seed, not a Generator
+    with pytest.raises(ConfigError, match="views=-1: must be a whole number >= 0"):
+        tta_proba(model(), images(), -1, np.random.default_rng(0))

@@ -51,6 +51,8 @@ def committee_votes(
     copies (`handnet.tta`). Each member draws from its own copy of ``rng``, so members trained
     alike see the same copies, and a member's share is what it gives alone, wherever it stands
     in the committee. ``progress``: a bar over the members on stderr, if it is a terminal."""
+    if not members:
+        raise ModelFileError("a committee needs at least one model")
     total = np.zeros((len(images), len(members[0].classes)))
     answers = np.empty((len(members), len(images)), np.intp)
     bar = tqdm(

@@ -158,26 +158,22 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _config(self, seed: int, val_size: int = 0) -> TrainConfig:
-        """The `TrainConfig` these parameters mean; it validates every range (a ValueError)."""
-        try:
-            hidden = tuple(int(h) for h in self.hidden_sizes)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"hidden_sizes={self.hidden_sizes!r}: must be a sequence of ints"
-            ) from None
+        """The `TrainConfig` these parameters mean. The values go in as given: TrainConfig checks
+        every type and range (a ValueError naming the parameter), so 2.9 epochs or
+        ``nesterov="no"`` are refused, not truncated or taken as true."""
         return TrainConfig(
             dataset="arrays",
-            hidden_sizes=hidden,
+            hidden_sizes=self.hidden_sizes,
             activation=self.activation,
-            dropout=float(self.dropout),
-            epochs=int(self.epochs),
-            batch_size=int(self.batch_size),
-            lr=float(self.lr),
-            min_lr=float(self.min_lr),
-            warmup_epochs=float(self.warmup_epochs),
-            momentum=float(self.momentum),
-            nesterov=bool(self.nesterov),
-            weight_decay=float(self.weight_decay),
+            dropout=self.dropout,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            min_lr=self.min_lr,
+            warmup_epochs=self.warmup_epochs,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
             val_size=val_size,
             seed=seed,
             aug_shift=0.0,  # features need not be images: the estimator never augments
@@ -185,7 +181,7 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
 
     def _val_size(self, n: int, n_classes: int) -> int:
         frac = self.validation_fraction
-        if not 0.0 <= frac < 1.0:
+        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0.0 <= frac < 1.0:
             raise ConfigError(f"validation_fraction={frac!r}: must be in [0, 1)")
         k = round(frac * n)
         if frac > 0 and not n_classes <= k <= n - n_classes:
@@ -333,6 +329,7 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
                 _META_KEY: meta,
                 "history": self.state_.history,
             },
+            pixels=False,  # standardized as given, not scaled like pixels first
         )
         return save_model(clf, path)
 

@@ -33,8 +33,9 @@ from handnet.model import MLP, Classifier
 from handnet.version import __version__
 
 # A file carries the oldest format version whose readers prepare its inputs right: 1, or 2 for
-# a width-normalizing model (normalization.width, which a reader of format 1 would ignore).
-FORMAT_VERSIONS = (1, 2)
+# a width-normalizing model (normalization.width, which a reader of format 1 would ignore), or 3
+# for a model of unscaled features (normalization.pixels false, which earlier readers ignore).
+FORMAT_VERSIONS = (1, 2, 3)
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 # The metrics a run records as single numbers (or null: no validation split).
 SCALAR_METRICS = frozenset(
@@ -121,13 +122,14 @@ def model_bytes(clf: Classifier) -> bytes:
             raise HandnetError(f"refusing to save a model with non-finite weights ({k})")
     meta = {
         **clf.meta,
-        "format_version": 2 if clf.geometry.width else 1,
+        "format_version": 3 if not clf.pixels else 2 if clf.geometry.width else 1,
         "architecture": _architecture(clf.net),
         "normalization": {
             "mean": clf.norm.mean,
             "std": clf.norm.std,
             "deskew": clf.geometry.deskew,
             "width": clf.geometry.width,
+            "pixels": clf.pixels,
         },
         "classes": clf.classes,
         "image_shape": list(clf.image_shape),
@@ -301,6 +303,9 @@ def load_model(path: str | Path) -> Classifier:
             )
         except ConfigError as e:
             raise ModelFileError(f"{path}: normalization: {e}") from None
+        pixels = meta["normalization"].get("pixels", True)  # absent before 0.5.0: pixels
+        if not isinstance(pixels, bool):
+            raise ModelFileError(f"{path}: normalization: pixels={pixels!r}: must be true or false")
         classes = [str(c) for c in meta["classes"]]
         image_shape = tuple(int(d) for d in meta["image_shape"])
     except (KeyError, TypeError, ValueError) as e:
@@ -336,4 +341,4 @@ def load_model(path: str | Path) -> Classifier:
         if not np.all(np.isfinite(t)):
             raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
         p[...] = t
-    return Classifier(net, norm, classes, image_shape, meta, geometry=geometry)
+    return Classifier(net, norm, classes, image_shape, meta, geometry=geometry, pixels=pixels)

@@ -127,6 +127,9 @@ class Classifier:
     image_shape: tuple[int, ...]
     meta: dict[str, Any] = field(default_factory=dict)
     geometry: Geometry = PLAIN
+    # True: inputs are pixels, scaled to [0, 1] before standardizing. False: features as they are
+    # (a HandnetClassifier fitted on arbitrary arrays standardized them unscaled).
+    pixels: bool = True
 
     def check_data(
         self, source: str, X: npt.NDArray[np.generic], y: npt.NDArray[np.integer]
@@ -146,20 +149,37 @@ class Classifier:
         """Raw images as the network sees them: their size checked and ``geometry`` applied
         (uint8 (N, H, W) if it has a step, else the images as given)."""
         images = np.asarray(images)
+        if images.ndim < 2 or images.shape == self.image_shape:
+            raise DatasetError(
+                f"input is one item of shape {images.shape}; pass a batch of shape "
+                f"(N, {', '.join(map(str, images.shape))}), e.g. x[None]"
+            )
         features = math.prod(images.shape[1:])
         if features != self.net.n_in:
-            raise DatasetError(f"input has {features} features, the model expects {self.net.n_in}")
+            raise DatasetError(
+                f"input of shape {images.shape} has {features} features per row, "
+                f"the model expects {self.net.n_in}"
+            )
         return self.geometry.apply(images, self.image_shape)
 
     def standardize(self, shaped: npt.NDArray[np.generic]) -> Array:
-        """Images from ``normalize_shape`` scaled to [0, 1] and standardized: the network's input."""
-        return self.norm.apply(to_unit(shaped, "input"))
+        """Inputs from ``normalize_shape`` as the network's input: pixels scaled to [0, 1]
+        (`to_unit`), or features as they are, then standardized."""
+        if self.pixels:
+            return self.norm.apply(to_unit(shaped, "input"))
+        X = np.asarray(shaped, dtype=np.float32).reshape(len(shaped), -1)
+        if not np.all(np.isfinite(X)):
+            raise DatasetError("input: features contain NaN or inf")
+        return self.norm.apply(X)
 
     def prepare(self, images: npt.NDArray[np.generic]) -> Array:
+        """Raw inputs (N, H, W) or (N, D) -> the standardized (N, D) float32 the network takes."""
         return self.standardize(self.normalize_shape(images))
 
     def predict_proba(self, images: npt.NDArray[np.generic]) -> Array:
+        """Class probabilities (N, classes) of raw inputs, prepared as in training."""
         return softmax(self.net.predict_logits(self.prepare(images)))
 
     def predict(self, images: npt.NDArray[np.generic]) -> list[str]:
+        """The most probable class name of each input."""
         return [self.classes[i] for i in self.predict_proba(images).argmax(axis=1)]

@@ -139,7 +139,7 @@ class TrainConfig:
         later. NumPy scalars (say from a scikit-learn parameter grid) become Python numbers."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", "int | None") and value is not None:
+            if f.type == "int" or (f.type == "int | None" and value is not None):
                 if not _is_whole(value):
                     raise ConfigError(f"{f.name}={value!r}: must be a whole number")
                 object.__setattr__(self, f.name, int(value))

@@ -53,11 +53,16 @@ def view_average_proba(
 ) -> Array:
     """Class probabilities (N, classes), float64, of network inputs ``x`` (`Classifier.prepare`'s
     output) averaged with ``views`` augmented copies drawn with ``rng``; views = 0 is plain."""
+    if isinstance(views, bool) or not isinstance(views, int | np.integer) or views < 0:
+        raise ConfigError(f"views={views!r}: must be a whole number >= 0")
     total = softmax(clf.net.predict_logits(x)).astype(np.float64)
     if views == 0:
         return total
-    if rng is None:
-        raise ValueError("test-time augmentation needs a Generator")
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(
+            f"rng={rng!r}: test-time augmentation needs a numpy.random.Generator "
+            "(np.random.default_rng(seed))"
+        )
     augment = Augmenter(training_augmentation(clf), clf.image_shape, rng, fill=clf.norm.black)
     for _ in range(views):
         for i in range(0, len(x), CHUNK):
