@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -144,9 +145,10 @@ def touch_draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
     cdp.detach()
 
 
-def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_path: Path) -> None:
+def phone_page(browser: object, server: str, width: int, height: int) -> tuple[Any, Any]:
+    """A touch-screen context of ``width`` x ``height`` CSS pixels and its page, model loaded."""
     context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 390, "height": 844},
+        viewport={"width": width, "height": height},
         device_scale_factor=2,
         has_touch=True,
         is_mobile=True,
@@ -156,6 +158,11 @@ def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_
     page.wait_for_function(
         "document.getElementById('model-info').textContent.includes('parameters')"
     )
+    return context, page
+
+
+def test_phone_sized_page_draws_with_a_finger(server: str, browser: object, tmp_path: Path) -> None:
+    context, page = phone_page(browser, server, 390, 844)
     touch_draw(
         page,
         [[(0.3, 0.2), (0.7, 0.2), (0.7, 0.5), (0.3, 0.5), (0.3, 0.2)], [(0.7, 0.5), (0.7, 0.9)]],
@@ -172,17 +179,7 @@ def test_a_phone_shows_the_whole_pad_and_the_answer_without_scrolling(
 ) -> None:
     """375x667 (an iPhone SE): the prediction must show while drawing, so the pad and the big label
     with its confidence fit on one screen; hidden-unit captions are shown in full, not cut off."""
-    context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 375, "height": 667},
-        device_scale_factor=2,
-        has_touch=True,
-        is_mobile=True,
-    )
-    page = context.new_page()
-    page.goto(server)
-    page.wait_for_function(
-        "document.getElementById('model-info').textContent.includes('parameters')"
-    )
+    context, page = phone_page(browser, server, 375, 667)
     touch_draw(page, [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]])
     page.wait_for_function("document.getElementById('label').textContent !== '?'", timeout=15_000)
     page.screenshot(path=str(tmp_path / "phone-se.png"))
