@@ -6,6 +6,9 @@ source point s(p), read with bilinear interpolation. With c the image centre,
     affine:   s(p) = A^-1 (p - c - t) + c        A = scale * rotation * shear, t = translation
     elastic:  s(p) = p + alpha * (G * u)(p)      u ~ U[-1, 1]^(H x W x 2), G a Gaussian of std sigma
 
+(for sigma >= 2, u is drawn on a grid of every second pixel and the blur K brings it back to
+H x W with the same variance: see `gaussian_matrix`; a blur that wide keeps nothing finer.)
+
 and both together compose as s(p) = A^-1 (p - c - t) + c + alpha (G * u)(p). Nothing loops over
 images in Python: the Gaussian smoothing is a matrix product with a banded Gaussian matrix (K u K^T), and the
 four bilinear corners are four gathers from a zero-padded copy of the batch.

@@ -14,6 +14,9 @@ def warmup_cosine(
     cosine (W <= step):  lr = min_lr + (base_lr - min_lr) * 1/2 * (1 + cos(pi * (step - W) / (T - W)))
 
     With min_lr = 0 the cosine branch is exactly the seed report's formula. Past T it stays at min_lr.
+    Steps run from 0 to T - 1: the first warmup step already takes base_lr / W, the peak is used at
+    steps W - 1 and W, and the last step taken is a hair above min_lr (min_lr itself is step T).
+    With W = T (warmup as long as the run) there is no decay: every step after warmup is past T.
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
