@@ -193,7 +193,10 @@ def plot_accuracy(history: Sequence[Mapping[str, float]]) -> Figure:
 
 
 def _integer_epochs(ax: Any, epochs: Sequence[int]) -> None:
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(epochs) <= 10:  # few epochs: a tick at each (a locator would add 0.6, 0.8, ...)
+        ax.set_xticks(list(epochs))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     if epochs:
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
 

@@ -104,10 +104,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, acc in zip(clf.classes, result.per_class_accuracy):
         print(f"  {name:>12}  {acc:.2%}")
     print("confusion matrix (rows: true, columns: predicted):")
+    short = max(map(len, clf.classes)) <= 4  # digits; longer names (Fashion-MNIST) get numbers
+    labels = clf.classes if short else [str(i) for i in range(len(clf.classes))]
+    if not short:
+        print("  " + ", ".join(f"{i} = {name}" for i, name in enumerate(clf.classes)))
     width = max(5, len(str(result.confusion.max())) + 1)
-    print(" " * 6 + "".join(f"{i:>{width}}" for i in range(len(clf.classes))))
-    for i, row in enumerate(result.confusion):
-        print(f"{i:>5} " + "".join(f"{v:>{width}}" for v in row))
+    print(" " * 6 + "".join(f"{c:>{width}}" for c in labels))
+    for c, row in zip(labels, result.confusion):
+        print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in row))
     return 0
 
 

@@ -197,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         val = f"{m['val_accuracy']:.2%}" if m["val_accuracy"] is not None else "n/a"
         print(
-            f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {m['epochs']} epochs, "
+            f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {m['epochs']} epoch{'s' * (m['epochs'] != 1)}, "
             f"{m['train_seconds']:.1f}s of training\nmodel: {res.model_path}"
         )
     return 0

@@ -66,7 +66,7 @@ def load_splits(
     """Raw train/test arrays and class names from a dataset name or a path.
 
     A path may be an ``.npz`` (Keras layout), a ``.mat`` (MATLAB layouts), or a directory holding
-    the four standard IDX files.
+    the four standard IDX files. A file's classes are 0 to its largest label, named by number.
     """
     if source in DATASETS:
         splits = load_named(source, data_dir=Path(data_dir) if data_dir else None, mirror=mirror)
@@ -86,6 +86,11 @@ def load_splits(
         else:
             raise DatasetError(f"{source}: unsupported format; use .npz, .mat or an IDX directory")
         top = int(max(splits.y_train.max(), splits.y_test.max()))
+        if min(splits.y_train.min(), splits.y_test.min()) == 1:  # MATLAB's habit
+            raise DatasetError(
+                f"{source}: labels run from 1 to {top}, but classes are numbered from 0 (the "
+                f"model would get an empty class 0); subtract 1 from the labels"
+            )
         classes = [str(c) for c in range(top + 1)]
     for what, y in (("train", splits.y_train), ("test", splits.y_test)):
         if y.min() < 0 or y.max() >= len(classes):
