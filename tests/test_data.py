@@ -174,7 +174,7 @@ def test_npz_keras_layout(tmp_path: Path) -> None:
 def test_labels_from_1_are_refused_with_the_fix(tmp_path: Path) -> None:
     y = np.arange(12) % 10 + 1  # 1 to 10, as MATLAB numbers classes
     np.savez(tmp_path / "m.npz", x_train=IMGS, y_train=y, x_test=IMGS[:4], y_test=y[:4])
-    with pytest.raises(DatasetError, match="labels run from 1 to 10, .*subtract 1"):
+    with pytest.raises(DatasetError, match=r"labels run from 1 to 10, .*subtract 1"):
         load_splits(str(tmp_path / "m.npz"))
     np.savez(tmp_path / "z.npz", x_train=IMGS, y_train=y - 1, x_test=IMGS[:4], y_test=y[:4] - 1)
     assert load_splits(str(tmp_path / "z.npz"))[1] == [str(c) for c in range(10)]
