@@ -205,8 +205,8 @@ def test_save_and_load_through_handnet_model_file(tmp_path: Path) -> None:
     own = load_model(path)
     assert own.classes == ["cat", "dog", "emu"] and not own.pixels
     assert read_metadata(path)["format_version"] == 3
-    np.testing.assert_allclose(own.predict_proba(X * 40), clf.predict_proba(X * 40), atol=1e-5)
-    assert own.predict(X * 40) == list(clf.predict(X * 40))
+    np.testing.assert_allclose(own.predict_proba(X * 40), clf.predict_proba(df * 40), atol=1e-5)
+    assert own.predict(X * 40) == list(clf.predict(df * 40))
     # integer labels keep their dtype through the file
     ints = HandnetClassifier(epochs=2, random_state=0).fit(X, np.arange(len(X)) % 3 * 10)
     again = HandnetClassifier.load(ints.save(tmp_path / "ints.safetensors"))
