@@ -128,6 +128,24 @@ def test_photo_noise_and_dust_are_not_ink() -> None:
     assert (b[~near] > 0.1).sum() <= 3  # no haze or dust on the background (Lanczos rims aside)
 
 
+def test_what_runs_across_the_frame_is_not_the_digit(mnist_test: tuple) -> None:
+    """A table edge, a shadow and a notebook's margin line enter the photo from its sides; the
+    digit lies inside. (A review's photos: 4, 12 and 13 right of 20 before, 20 of 20 after.)"""
+    X, _ = mnist_test
+    big = np.kron(X[3].astype(np.float32) / 255, np.ones((12, 12), np.float32))
+    page = on_paper(big, (900, 700), (300, 220), dark=True) * 0.8 + 0.15  # grey-white paper
+    framed = page.copy()
+    framed[:, 90:93] -= 0.35  # a margin line from top to bottom
+    framed[:70] = 0.2  # a dark table along the top edge
+    rows, cols = np.mgrid[:900, :700]
+    framed[(rows > 600) & (cols > 620 - (rows - 600) // 4)] *= 0.5  # a shadow in the corner
+    np.testing.assert_allclose(preprocess_digit(framed), preprocess_digit(page), atol=0.02)
+    # Alone, a stroke from edge to edge is the digit: a "1" drawn across the whole pad.
+    one = on_paper(np.ones((280, 24), np.float32), (280, 280), (0, 128), dark=True)
+    r0, r1, c0, c1 = ink_box(preprocess_digit(one), 0.5)
+    assert r1 - r0 + 1 == 20 and c1 - c0 + 1 <= 5
+
+
 def test_thin_pen_strokes_are_thickened_to_mnist_width(mnist_test: tuple) -> None:
     page = Image.new("L", (2000, 1500), 250)
     ImageDraw.Draw(page).line([(900, 300), (910, 1100)], fill=20, width=5)  # a "1", 5 px wide

@@ -8,7 +8,9 @@ model trained on MNIST only understands inputs made the same way, so ``preproces
 2. a light background (the border's median above 0.5) is inverted, so ink is bright;
 3. contrast stretch: the background level goes to 0 and the brightest ink to 1, so a grey
    paper photo and a clean drawing give the same strokes;
-4. crop to the bounding box of the pixels above a small ink threshold;
+4. crop to the bounding box of the pixels above a small ink threshold, leaving out specks and,
+   when a digit-sized piece lies inside the frame, pieces that run across it (touching two of
+   its sides: a table edge, a shadow, a notebook's margin line);
 5. refuse a dot: ink whose longer side is barely longer than its stroke is wide is a tap or a
    speck, not a digit (step 6 would blow it up into a disc that the model calls "8");
 6. thin pen strokes are thickened to MNIST's stroke width (about a tenth of the digit's height);
@@ -34,6 +36,7 @@ FloatImage = npt.NDArray[np.float32]
 INK_THRESHOLD = 0.1  # after the contrast stretch: fainter pixels are background
 NOISE_SIGMAS = 4.0  # pixels within this many noise sigmas of the paper are paper
 SPECK_FRACTION = 0.05  # ink pieces lighter than this share of the largest piece are dust
+MIN_DIGIT_FRACTION = 0.05  # a piece this long (share of the image's longer side) may be a digit
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much, or the image is blank
 MAX_PIXELS = 40_000_000  # a decompression bomb (a tiny PNG of a huge canvas) is refused
 STROKE_FRACTION = 0.1  # MNIST strokes are about 2 px wide in the 20 px box
@@ -131,22 +134,37 @@ def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
 
 
 def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
-    """Crop to the bounding box of the ink (pixels above INK_THRESHOLD), ignoring specks: connected
-    pieces with less than SPECK_FRACTION of the largest piece's ink are dust, not strokes."""
+    """Crop to the bounding box of the ink (pixels above INK_THRESHOLD), ignoring what is not the
+    digit: pieces that run across the frame (touching two of its sides: a table edge, a shadow, a
+    margin line), when a digit-sized piece lies elsewhere; then specks, connected pieces with less
+    than SPECK_FRACTION of the largest remaining piece's ink."""
     from scipy import ndimage  # imported here: it adds a quarter second to `import handnet`
 
     ink = x > INK_THRESHOLD
     pieces, n = ndimage.label(ink, structure=np.ones((3, 3)))
     if n == 0:
         raise NoInkError(f"{name}: no ink found (the image is blank)")
-    mass = ndimage.sum_labels(x, pieces, index=np.arange(1, n + 1))
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = mass >= SPECK_FRACTION * mass.max()
+    mass = np.concatenate([[0.0], ndimage.sum_labels(x, pieces, index=np.arange(1, n + 1))])
+    inside = _sides_touched(pieces, n) < 2
+    inside[0] = False  # label 0 is the background
+    spans = [(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in ndimage.find_objects(pieces)]
+    digit_sized = np.array([False] + [max(s) >= MIN_DIGIT_FRACTION * max(x.shape) for s in spans])
+    if (inside & digit_sized).any():
+        mass[~inside] = 0.0  # the frame's pieces go; a digit stays
+    keep = (mass > 0) & (mass >= SPECK_FRACTION * mass.max())
     ink = keep[pieces]
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     return np.where(ink[r0:r1, c0:c1], x[r0:r1, c0:c1], 0).astype(np.float32)
+
+
+def _sides_touched(pieces: npt.NDArray[np.int32], n: int) -> npt.NDArray[np.int64]:
+    """For labels 0..n, how many of the image's four sides each labelled piece touches."""
+    sides = np.zeros((n + 1, 4), bool)
+    for k, edge in enumerate((pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1])):
+        sides[np.unique(edge), k] = True
+    return sides.sum(axis=1)
 
 
 def _resize(x: FloatImage, width: int, height: int) -> FloatImage:
