@@ -316,6 +316,27 @@ def test_evaluate_on_the_validation_images_the_models_held_out(
     assert r.returncode == 2 and "--dataset: not with --split validation" in r.stderr
 
 
+def test_a_model_looks_for_its_data_where_its_run_found_it(
+    idx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copytree(idx_dir, tmp_path / "data" / "fashion-mnist")  # as if unpacked there
+    monkeypatch.setenv("HANDNET_CACHE", str(tmp_path / "empty-cache"))
+    r = handnet(
+        *("train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data")),
+        *("--hidden-sizes", "8", "--epochs", "1", "--val-size", "100", "--out", str(tmp_path)),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)
+    # No --data-dir (nor network) here: the model file says where the data was.
+    ev = handnet("evaluate", run["model"], "--json")
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["accuracy"] == pytest.approx(run["test_accuracy"])
+    assert handnet("plot", run["model"], "--out", str(tmp_path / "p")).returncode == 0
+
+
 def test_plot_refuses_a_file_in_the_way_of_out(trained: tuple[Path, dict], tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("keep")
     r = handnet("plot", str(trained[0]), "--out", str(tmp_path / "taken"))

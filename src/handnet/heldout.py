@@ -37,6 +37,20 @@ def run_config(clf: Classifier, name: str) -> TrainConfig:
     )
 
 
+def data_source(
+    clf: Classifier, data_dir: str | Path | None, mirror: str | None
+) -> tuple[str | Path | None, str | None]:
+    """Where to look for ``clf``'s dataset: ``data_dir`` and ``mirror`` if given, else those its
+    run used (its file records them), the folder only while it still exists."""
+    stored = clf.meta.get("source")
+    stored = stored if isinstance(stored, dict) else {}
+    if data_dir is None and isinstance(stored.get("data_dir"), str):
+        data_dir = stored["data_dir"] if Path(stored["data_dir"]).is_dir() else None
+    if mirror is None and isinstance(stored.get("mirror"), str):
+        mirror = stored["mirror"]
+    return data_dir, mirror
+
+
 def held_out_rows(cfg: TrainConfig, y_train: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     """Indices into the training set of the rows a run with ``cfg`` held out, as it split them."""
     return stratified_split(y_train, cfg.val_size, Rngs.for_config(cfg).split)[1]

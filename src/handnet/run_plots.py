@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from handnet import plots
 from handnet.errors import ModelFileError
+from handnet.heldout import data_source
 from handnet.io import atomic_write_bytes, load_model
 from handnet.layers import ReLU, Tanh
 from handnet.model import Classifier, softmax
@@ -189,7 +190,7 @@ def load_view(
 
     clf = load_model(resolve_model(model))
     source = dataset or str(clf.meta.get("dataset", "mnist"))
-    splits, _ = load_splits(source, data_dir, mirror)
+    splits, _ = load_splits(source, *data_source(clf, data_dir, mirror))
     y = splits.y_test.astype(np.int64)
     clf.check_data(source, splits.X_test, y)
     return RunView(clf, clf.prepare(splits.X_test), y, source)

@@ -279,7 +279,7 @@ def _train(
     )
     if tuned is not None and progress:
         print(tuned.message, file=sys.stderr)
-    return _finish(run_dir, cfg, data, state, t_start, t_data, tuned)
+    return _finish(run_dir, cfg, data, state, t_start, t_data, tuned, source)
 
 
 def _finish(
@@ -290,6 +290,7 @@ def _finish(
     t_start: float,
     t_data: float,
     tuned: FinetuneResult | None,
+    source: dict[str, str | None],
 ) -> RunResult:
     """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done)."""
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
@@ -325,6 +326,7 @@ def _finish(
             "history": state.history,
             "metrics": {k: v for k, v in metrics.items() if k != "test_confusion"},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": source,  # where the data was found: evaluate and plot look there again
         },
         geometry=data.geometry,
     )

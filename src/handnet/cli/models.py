@@ -45,7 +45,7 @@ def add_evaluate(sub: Any) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.committee import as_logits, check_compatible, committee_votes
     from handnet.data import load_splits
-    from handnet.heldout import held_out_images
+    from handnet.heldout import data_source, held_out_images
     from handnet.io import load_model
     from handnet.train import evaluate_logits
     from handnet.tta import check_augmented
@@ -57,16 +57,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if views:
         check_augmented(members, names)
     clf = members[0]
+    data_dir, mirror = data_source(clf, args.data_dir, args.mirror)
     if args.split == "validation":
         if args.dataset:
             raise ConfigError(
                 "--dataset: not with --split validation, whose images come from the dataset "
                 "the models were trained on"
             )
-        source, X, y = held_out_images(members, names, args.data_dir, args.mirror)
+        source, X, y = held_out_images(members, names, data_dir, mirror)
     else:
         source = args.dataset or str(clf.meta.get("dataset", "mnist"))
-        splits, _ = load_splits(source, args.data_dir, args.mirror)
+        splits, _ = load_splits(source, data_dir, mirror)
         X, y = splits.X_test, splits.y_test
     clf.check_data(source, X, y)
     if len(members) == 1 and not views:

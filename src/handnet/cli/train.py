@@ -301,7 +301,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     import math
 
     from handnet.finetune import finetune_output
-    from handnet.heldout import run_config
+    from handnet.heldout import data_source, run_config
     from handnet.io import load_model, save_model
     from handnet.runs import load_run_data
     from handnet.train import Rngs, evaluate
@@ -310,7 +310,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
     clf = load_model(args.model)
     cfg = run_config(clf, str(args.model))
-    data = load_run_data(cfg, Rngs.for_config(cfg).split, args.data_dir, args.mirror)
+    data = load_run_data(
+        cfg, Rngs.for_config(cfg).split, *data_source(clf, args.data_dir, args.mirror)
+    )
     res = finetune_output(
         clf.net, data.X_train, data.y_train, data.X_val, data.y_val, ridge=args.ridge
     )
