@@ -146,6 +146,40 @@ def test_what_runs_across_the_frame_is_not_the_digit(mnist_test: tuple) -> None:
     assert r1 - r0 + 1 == 20 and c1 - c0 + 1 <= 5
 
 
+def ruled_page(digit: np.ndarray | None, degrees: float, lines: bool = True) -> np.ndarray:
+    """A 1100x900 notebook page: 3 px grey rules every 45 px, a dark digit, turned by ``degrees``."""
+    page = np.full((1100, 900), 0.92, np.float32)
+    if lines:
+        for y in range(13, 1100, 45):
+            page[y : y + 3] = 0.45
+    if digit is not None:
+        big = np.kron(digit.astype(np.float32) / 255, np.ones((10, 10), np.float32))
+        page[400:680, 300:580] = np.minimum(page[400:680, 300:580], 1 - 0.9 * big)
+    return ndimage.rotate(page, degrees, reshape=False, order=1, mode="nearest")
+
+
+@pytest.mark.parametrize("degrees", [0.0, 0.7, 2.5, -6.0])
+def test_the_rules_of_lined_paper_are_not_ink(mnist_test: tuple, degrees: float) -> None:
+    """Rules that cross the digit joined it (a review's photos: 2 of 20 read right, now 20)."""
+    X, _ = mnist_test
+    for digit in X[:5]:
+        ruled, plain = (preprocess_digit(ruled_page(digit, degrees, on)) for on in (True, False))
+        assert np.abs(ruled - plain).mean() < 0.03
+    with pytest.raises(NoInkError, match="only the lines of ruled paper"):
+        preprocess_digit(ruled_page(None, degrees))
+
+
+def test_one_long_thin_stroke_is_not_a_rule() -> None:
+    """The bar of a "7" drawn with a fine pen across the page is one line, not ruled paper."""
+    seven = np.zeros((600, 600), np.float32)
+    seven[100:103, 40:560] = 1  # the bar, 87% of the width
+    for t in range(400):
+        seven[103 + t, 557 - t : 560 - t] = 1  # the stem
+    x = preprocess_digit(1.0 - seven)
+    r0, _, _, _ = ink_box(x, 0.3)
+    assert (x[r0 : r0 + 2] > 0.3).any(axis=0).sum() >= 15  # the bar is there, 20 px wide
+
+
 def test_thin_pen_strokes_are_thickened_to_mnist_width(mnist_test: tuple) -> None:
     page = Image.new("L", (2000, 1500), 250)
     ImageDraw.Draw(page).line([(900, 300), (910, 1100)], fill=20, width=5)  # a "1", 5 px wide

@@ -8,9 +8,10 @@ model trained on MNIST only understands inputs made the same way, so ``preproces
 2. a light background (the border's median above 0.5) is inverted, so ink is bright;
 3. contrast stretch: the background level goes to 0 and the brightest ink to 1, so a grey
    paper photo and a clean drawing give the same strokes;
-4. crop to the bounding box of the pixels above a small ink threshold, leaving out specks and,
-   when a digit-sized piece lies inside the frame, pieces that run across it (touching two of
-   its sides: a table edge, a shadow, a notebook's margin line);
+4. crop to the bounding box of the pixels above a small ink threshold, leaving out specks, the
+   lines of ruled or squared paper (three or more thin straight lines across the page, tilted up
+   to 10 degrees) and, when a digit-sized piece lies inside the frame, pieces that run across it
+   (touching two of its sides: a table edge, a shadow, a notebook's margin line);
 5. refuse a dot: ink whose longer side is barely longer than its stroke is wide is a tap or a
    speck, not a digit (step 6 would blow it up into a disc that the model calls "8");
 6. thin pen strokes are thickened to MNIST's stroke width (about a tenth of the digit's height);
@@ -37,6 +38,12 @@ INK_THRESHOLD = 0.1  # after the contrast stretch: fainter pixels are background
 NOISE_SIGMAS = 4.0  # pixels within this many noise sigmas of the paper are paper
 SPECK_FRACTION = 0.05  # ink pieces lighter than this share of the largest piece are dust
 MIN_DIGIT_FRACTION = 0.05  # a piece this long (share of the image's longer side) may be a digit
+# Ruled paper: MIN_RULES or more rows of ink across RULE_COVER of the width, each at most
+# RULE_THICKNESS of the height thick (a 2-3 px pen line on a 1000 px photo), tilted alike.
+MIN_RULES, RULE_COVER, RULE_THICKNESS = 3, 0.7, 0.015
+RULE_PAPER = 0.5  # beside a rule, rows are mostly paper (a digit's bar may cover part of them)
+RULE_LEFTOVER = 0.005  # less ink than this share of the lines' besides them: an empty page
+RULE_TILTS = np.arange(-40, 41) / 4  # degrees, every quarter degree
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much, or the image is blank
 MAX_PIXELS = 40_000_000  # a decompression bomb (a tiny PNG of a huge canvas) is refused
 STROKE_FRACTION = 0.1  # MNIST strokes are about 2 px wide in the 20 px box
@@ -135,18 +142,22 @@ def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
 
 def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
     """Crop to the bounding box of the ink (pixels above INK_THRESHOLD), ignoring what is not the
-    digit: pieces that run across the frame (touching two of its sides: a table edge, a shadow, a
-    margin line), when a digit-sized piece lies elsewhere; then specks, connected pieces with less
-    than SPECK_FRACTION of the largest remaining piece's ink."""
+    digit: the lines of ruled or squared paper (`_without_rules`); pieces that run across the
+    frame (touching two of its sides: a table edge, a shadow, a margin line), when a digit-sized
+    piece lies elsewhere; then specks, connected pieces with less than SPECK_FRACTION of the
+    largest remaining piece's ink."""
     from scipy import ndimage  # imported here: it adds a quarter second to `import handnet`
 
-    ink = x > INK_THRESHOLD
+    ink, ruled = _without_rules(x > INK_THRESHOLD)
     pieces, n = ndimage.label(ink, structure=np.ones((3, 3)))
-    if n == 0:
-        raise NoInkError(f"{name}: no ink found (the image is blank)")
-    mass = np.concatenate([[0.0], ndimage.sum_labels(x, pieces, index=np.arange(1, n + 1))])
+    labels = np.arange(1, n + 1)
+    mass = np.concatenate([[0.0], ndimage.sum_labels(x, pieces, index=labels)])
     inside = _sides_touched(pieces, n) < 2
     inside[0] = False  # label 0 is the background
+    if ruled and mass[inside].sum() < RULE_LEFTOVER * ruled:  # grain and line ends only
+        raise NoInkError(f"{name}: no digit found, only the lines of ruled paper")
+    if n == 0:
+        raise NoInkError(f"{name}: no ink found (the image is blank)")
     spans = [(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in ndimage.find_objects(pieces)]
     digit_sized = np.array([False] + [max(s) >= MIN_DIGIT_FRACTION * max(x.shape) for s in spans])
     if (inside & digit_sized).any():
@@ -157,6 +168,63 @@ def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
     cols = np.flatnonzero(ink.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     return np.where(ink[r0:r1, c0:c1], x[r0:r1, c0:c1], 0).astype(np.float32)
+
+
+def _without_rules(ink: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], int]:
+    """``ink`` less the lines of ruled or squared paper, and how many pixels those were. Where a
+    stroke crossed a line, it goes on at both sides: it is bridged over the gap."""
+    from scipy import ndimage
+
+    across, down = _ruled_lines(ink), _ruled_lines(ink.T).T
+    rules = across | down
+    if not rules.any():
+        return ink, 0
+    kept = ink & ~rules
+    reach = 2 * max(2, round(RULE_THICKNESS * max(ink.shape))) + 1
+    kept |= ndimage.binary_closing(kept, np.ones((reach, 1))) & across
+    kept |= ndimage.binary_closing(kept, np.ones((1, reach))) & down
+    return kept, int(rules.sum())
+
+
+def _ruled_lines(ink: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The pixels of ruled paper's lines: at least MIN_RULES thin straight rows of ink that cross
+    RULE_COVER of the image's width, all at one tilt within RULE_TILTS degrees. A digit's bar is
+    one line, and thick; the rows of a notebook page are many, and thin."""
+    from scipy import ndimage
+
+    H, W = ink.shape
+    out = np.zeros_like(ink)
+    if min(H, W) < 300:  # the pad's 280 px drawing, or a scan of one digit: not a page
+        return out
+    cols = np.arange(0, W, max(1, W // 256))  # sampled columns: ~256 per row, whatever W is
+    thin = max(2, round(RULE_THICKNESS * H))
+    for t in np.tan(np.deg2rad(RULE_TILTS)):
+        shift = np.round(cols * t).astype(np.intp)  # row r of the line at column c: r + c tan
+        rows = np.arange(H)[:, None] + shift[None, :]
+        inside = (rows >= 0) & (rows < H)
+        cover = (ink[rows.clip(0, H - 1), cols] & inside).mean(axis=1)  # (H,) along the tilt
+        runs, n = ndimage.label(cover >= RULE_COVER)
+        if n < MIN_RULES:
+            continue
+        spans = ndimage.find_objects(runs)
+        # a line is thin, with paper on both sides (not the edge of a shadow or a table)
+        paper = np.append(cover, 0.0) < RULE_PAPER  # rows past the image count as paper
+        lines = [
+            s.stop - s.start <= thin
+            and (s.start == 0 or paper[max(0, s.start - thin) : s.start].any())
+            and paper[s.stop : s.stop + thin].any()
+            for (s,) in spans
+        ]
+        if sum(lines) < MIN_RULES:
+            continue
+        keep = np.array([False, *lines])
+        r = np.flatnonzero(keep[runs])  # the rows (at the left edge) of every thin line
+        full = np.round(np.arange(W) * t).astype(np.intp)
+        for d in range(-2, 3):  # two rows either side: tilts between the sampled ones, blur
+            rr = r[:, None] + full[None, :] + d
+            ok = (rr >= 0) & (rr < H)
+            out[rr[ok], np.broadcast_to(np.arange(W), rr.shape)[ok]] = True
+    return out & ink
 
 
 def _sides_touched(pieces: npt.NDArray[np.int32], n: int) -> npt.NDArray[np.int64]:
