@@ -185,7 +185,6 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 
 
 def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "search-params.png": params_figure,
         "search-history.png": history_figure,

@@ -141,5 +141,4 @@ def write_study_report(
         metrics |= {k: record[k] for k in ("test_accuracy", "test_loss", "test_per_class_accuracy")}
         report.write_run_report(view, draw(view), study_dir / BEST_REPORT_NAME)
         link = BEST_REPORT_NAME
-    study_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(study_dir / report.REPORT_NAME, study_report(study, record, link))

@@ -117,7 +117,6 @@ def finalize_best(
         if not src.exists():
             known = record or {"trial": t.number, "params": t.params, "val_accuracy": t.value}
             return {**known, "model": str(src), "best": None, "missing": not_here(t, src)}
-        study_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, src.read_bytes())
     if record is None:
         record = _test_once(study, t, study_dir, data_dir, mirror)
