@@ -24,7 +24,13 @@ from safetensors.numpy import save as st_save
 
 from handnet.data import Dataset
 from handnet.errors import CheckpointError, ConfigError
-from handnet.io import atomic_write_bytes, load_tensors, read_bytes, read_header
+from handnet.io import (
+    CHECKPOINT_FORMAT,
+    atomic_write_bytes,
+    load_tensors,
+    read_bytes,
+    read_header,
+)
 from handnet.train import EpochCursor, Rngs, TrainConfig, TrainState
 from handnet.version import __version__
 
@@ -89,7 +95,7 @@ def checkpoint_bytes(state: TrainState, cfg: TrainConfig, data: dict[str, Any]) 
         "dataset": {k: v for k, v in data.items() if k != "source"},
         "source": data.get("source"),
     }
-    return st_save(tensors, metadata={"format": "handnet-checkpoint", _META_KEY: json.dumps(meta)})
+    return st_save(tensors, metadata={"format": CHECKPOINT_FORMAT, _META_KEY: json.dumps(meta)})
 
 
 def save_checkpoint(
@@ -180,7 +186,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     raw = read_bytes(path, CheckpointError, missing="no checkpoint here")
     header = read_header(path, raw, CheckpointError)
     st_meta = header.get("__metadata__")
-    if not isinstance(st_meta, dict) or st_meta.get("format") != "handnet-checkpoint":
+    if not isinstance(st_meta, dict) or st_meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a handnet checkpoint")
     try:
         meta = json.loads(st_meta[_META_KEY])

@@ -37,6 +37,7 @@ from handnet.version import __version__
 # for a model of unscaled features (normalization.pixels false, which earlier readers ignore).
 FORMAT_VERSIONS = (1, 2, 3)
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+CHECKPOINT_FORMAT = "handnet-checkpoint"  # a checkpoint's safetensors "format" (handnet.checkpoint)
 # The metrics a run records as single numbers (or null: no validation split).
 SCALAR_METRICS = frozenset(
     "val_accuracy val_loss test_accuracy test_loss train_seconds data_seconds wall_seconds "
@@ -206,7 +207,7 @@ def load_tensors(
 
 def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     st_meta = header.get("__metadata__")
-    if isinstance(st_meta, dict) and st_meta.get("format") == "handnet-checkpoint":
+    if isinstance(st_meta, dict) and st_meta.get("format") == CHECKPOINT_FORMAT:
         raise ModelFileError(
             f"{path}: a training checkpoint, not a model; continue its run with "
             f"handnet train --resume {path.parent}"
