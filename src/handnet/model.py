@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from handnet.data.split import Normalization, to_unit
+from handnet.data.split import Normalization, finite_rows, to_unit
 from handnet.errors import DatasetError
 from handnet.geometry import PLAIN, Geometry
 from handnet.layers import ACTIVATIONS, Dense, Dropout, Layer
@@ -167,10 +167,7 @@ class Classifier:
         (`to_unit`), or features as they are, then standardized."""
         if self.pixels:
             return self.norm.apply(to_unit(shaped, "input"))
-        X = np.asarray(shaped, dtype=np.float32).reshape(len(shaped), -1)
-        if not np.all(np.isfinite(X)):
-            raise DatasetError("input: features contain NaN or inf")
-        return self.norm.apply(X)
+        return self.norm.apply(finite_rows(shaped, "input: features"))
 
     def prepare(self, images: npt.NDArray[np.generic]) -> Array:
         """Raw inputs (N, H, W) or (N, D) -> the standardized (N, D) float32 the network takes."""

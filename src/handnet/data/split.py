@@ -34,12 +34,18 @@ def stratified_split(
     return np.flatnonzero(mask), val_idx
 
 
+def finite_rows(X: npt.NDArray[np.generic], what: str) -> npt.NDArray[np.float32]:
+    """``X`` as float32 rows (N, D), (0, D) too; NaN or inf is an error: "{what} contain NaN"."""
+    Xf = np.asarray(X).reshape(len(X), math.prod(X.shape[1:])).astype(np.float32)
+    if not np.all(np.isfinite(Xf)):
+        raise DatasetError(f"{what} contain NaN or inf")
+    return Xf
+
+
 def to_unit(X: npt.NDArray[np.generic], what: str) -> npt.NDArray[np.float32]:
     """Pixels as float32 in [0, 1], flattened to (N, D): integers are divided by 255; floats
     already in [0, 1] are kept, floats in [0, 255] are divided by 255."""
-    Xf = X.reshape(len(X), math.prod(X.shape[1:])).astype(np.float32)  # (0, D) too
-    if not np.all(np.isfinite(Xf)):
-        raise DatasetError(f"{what}: images contain NaN or inf")
+    Xf = finite_rows(X, f"{what}: images")
     lo, hi = (float(Xf.min()), float(Xf.max())) if Xf.size else (0.0, 0.0)
     if lo < 0 or hi > 255:
         raise DatasetError(f"{what}: pixel values span [{lo}, {hi}], expected [0, 255] or [0, 1]")
