@@ -196,8 +196,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     else:
         val = f"{m['val_accuracy']:.2%}" if m["val_accuracy"] is not None else "n/a"
+        epochs = f"{m['epochs']} epoch" + "s" * (m["epochs"] != 1)
         print(
-            f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {m['epochs']} epoch{'s' * (m['epochs'] != 1)}, "
+            f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {epochs}, "
             f"{m['train_seconds']:.1f}s of training\nmodel: {res.model_path}"
         )
     return 0
