@@ -23,9 +23,10 @@ import time
 import numpy as np
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
-from handnet.augment import Augmenter, AugmentSpec, batch_source, blas_threads_beside
 from handnet.data import load_dataset
-from handnet.train import Rngs, TrainConfig, TrainState, fit
+from handnet.data.augment import Augmenter, AugmentSpec, batch_source, blas_threads_beside
+from handnet.train.config import Rngs, TrainConfig
+from handnet.train.fit import TrainState, fit
 
 TRANSFORMS = {
     "rotate 15 deg": AugmentSpec(rotate=15),

@@ -66,7 +66,7 @@ def load_data() -> Any:
 
 
 def config(sizes: list[int], batch: int, epochs: int, **over: Any) -> Any:
-    from handnet.train import TrainConfig
+    from handnet.train.config import TrainConfig
 
     # aug_shift=0: the peers see plain images, and so does handnet (fit() alone never augments).
     over = {"aug_shift": 0.0, **over}
@@ -81,7 +81,8 @@ class Handnet:
         self.data = data
 
     def setup(self, sizes: list[int], batch: int, epochs: int) -> None:
-        from handnet.train import Rngs, TrainState
+        from handnet.train.config import Rngs
+        from handnet.train.fit import TrainState
 
         self.cfg = config(sizes, batch, epochs)
         self.state = TrainState.fresh(self.cfg, sizes[0], sizes[-1], Rngs.from_seed(0))
@@ -89,7 +90,7 @@ class Handnet:
     def epoch(self) -> float:
         import dataclasses
 
-        from handnet.train import fit
+        from handnet.train.fit import fit
 
         one_more = dataclasses.replace(self.cfg, epochs=self.state.epoch + 1)
         t = time.perf_counter()
@@ -154,7 +155,7 @@ class Torch:
         recipe: Any = None,
     ) -> None:
         """The model and optimizer; ``recipe`` (a TrainConfig) replaces the default recipe."""
-        from handnet.schedules import warmup_cosine
+        from handnet.nn.schedules import warmup_cosine
 
         torch, nn = self.torch, self.torch.nn
         cfg = recipe or config(sizes, batch, epochs)
@@ -322,8 +323,9 @@ def peak_rss_of_train(epochs: int) -> float:
 
 def inference_times(data: Any) -> tuple[float, float]:
     """Median seconds of ``evaluate`` on the test set, and of ``Classifier.predict`` on one image."""
-    from handnet.model import Classifier
-    from handnet.train import Rngs, TrainState, evaluate
+    from handnet.train.classifier import Classifier
+    from handnet.train.config import Rngs
+    from handnet.train.fit import TrainState, evaluate
 
     cfg = config([784, 1024, 10], 128, 1)
     state = TrainState.fresh(cfg, 784, 10, Rngs.from_seed(0))
@@ -343,7 +345,7 @@ def inference_times(data: Any) -> tuple[float, float]:
 
 
 def fast_recipe() -> tuple[dict[str, Any], str]:
-    from handnet.train import TrainConfig
+    from handnet.train.config import TrainConfig
 
     path = ROOT / "configs" / "fast.toml"
     if not path.exists():
@@ -370,9 +372,10 @@ def time_to_accuracy(recipe: dict[str, Any]) -> dict[str, Any]:
     forward, backward and update. While a background thread augments, each system computes with one thread fewer, as
     ``handnet train`` does (`blas_threads_beside`).
     """
-    from handnet.augment import blas_threads_beside
-    from handnet.runs import prepare_augmentation
-    from handnet.train import Rngs, TrainConfig, TrainState, fit
+    from handnet.data.augment import blas_threads_beside
+    from handnet.train.config import Rngs, TrainConfig
+    from handnet.train.fit import TrainState, fit
+    from handnet.train.runs import prepare_augmentation
 
     data = load_data()
     cfg = TrainConfig.from_dict(recipe)
@@ -492,7 +495,7 @@ def main() -> None:
         cmd += ["--systems", *args.systems]
         subprocess.run(cmd, env=env, check=True)
     if args.json:
-        from handnet.io import atomic_write_text
+        from handnet.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
 

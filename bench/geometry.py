@@ -2,8 +2,8 @@
 
     python bench/geometry.py [--repeats 5] [--width 14]
 
-Times deskewing (`handnet.deskew.deskew`) and width normalization
-(`handnet.geometry.normalize_width`) on MNIST's 60,000 training and 10,000 test images (median
+Times deskewing (`handnet.data.deskew.deskew`) and width normalization
+(`handnet.data.geometry.normalize_width`) on MNIST's 60,000 training and 10,000 test images (median
 of the repeats), and ``load_dataset`` without them, deskewed, and deskewed with widths
 normalized, in turns.
 """
@@ -21,8 +21,8 @@ import numpy as np
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 from handnet.data import load_dataset, load_splits
-from handnet.deskew import deskew
-from handnet.geometry import PLAIN, Geometry, normalize_width
+from handnet.data.deskew import deskew
+from handnet.data.geometry import PLAIN, Geometry, normalize_width
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from handnet.data.registry import load_bundled_mnist
-from handnet.io import load_model
-from handnet.predict import predict_images
+from handnet.images.predict import predict_images
+from handnet.train.modelfile import load_model
 
 
 def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:

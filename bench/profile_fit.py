@@ -20,7 +20,8 @@ import pstats
 import numpy as np
 
 from handnet.data import load_dataset
-from handnet.train import Rngs, TrainConfig, TrainState, fit
+from handnet.train.config import Rngs, TrainConfig
+from handnet.train.fit import TrainState, fit
 
 
 def main() -> None:

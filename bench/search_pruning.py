@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
-from handnet.search import SearchConfig, search
-from handnet.search_space import DEFAULT_SPACE
-from handnet.train import TrainConfig
+from handnet.search.space import DEFAULT_SPACE
+from handnet.search.study import SearchConfig, search
+from handnet.train.config import TrainConfig
 
 
 def main() -> None:

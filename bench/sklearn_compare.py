@@ -41,7 +41,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.neural_network import MLPClassifier
 
 from handnet.data import load_splits
-from handnet.estimator import HandnetClassifier
+from handnet.sklearn import HandnetClassifier
 
 MNIST_SUBSET = 10_000
 

@@ -23,7 +23,7 @@ from sklearn_compare import MNIST_SUBSET, digits
 
 from handnet.data import load_splits
 from handnet.errors import HandnetError
-from handnet.estimator import HandnetClassifier
+from handnet.sklearn import HandnetClassifier
 
 ROUNDS: dict[int, dict[str, list[Any]]] = {
     1: {

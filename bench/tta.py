@@ -1,4 +1,4 @@
-"""What test-time augmentation costs: `handnet.tta.tta_proba` on 10,000 MNIST test-sized inputs.
+"""What test-time augmentation costs: `handnet.train.tta.tta_proba` on 10,000 MNIST test-sized inputs.
 
     python bench/tta.py [--repeats 3] [--views 0 8 32]
 
@@ -20,9 +20,10 @@ import numpy as np
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 from handnet.data.split import Normalization
-from handnet.model import MLP, Classifier
-from handnet.train import TrainConfig
-from handnet.tta import tta_proba
+from handnet.nn.model import MLP
+from handnet.train.classifier import Classifier
+from handnet.train.config import TrainConfig
+from handnet.train.tta import tta_proba
 
 AUGMENTATION = TrainConfig(
     aug_rotate=10, aug_scale=0.1, aug_shift=0, aug_elastic_alpha=36, aug_elastic_sigma=6

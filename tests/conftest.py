@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from handnet.data import Dataset, Normalization, load_dataset
-from handnet.geometry import PLAIN, Geometry
-from handnet.model import MLP, Classifier
+from handnet.data.geometry import PLAIN, Geometry
+from handnet.nn.model import MLP
+from handnet.train.classifier import Classifier
 
 
 def require(available: bool, what: str) -> None:
@@ -56,8 +57,8 @@ def mnist() -> Dataset:
 @pytest.fixture(scope="session")
 def mnist_model(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real model file: 784-128-10 tanh, 2 epochs on the bundled MNIST (~97% test)."""
-    from handnet.runs import train_run
-    from handnet.train import TrainConfig
+    from handnet.train.config import TrainConfig
+    from handnet.train.runs import train_run
 
     cfg = TrainConfig(hidden_sizes=(128,), epochs=2, dropout=0.0, warmup_epochs=0.5)
     out = tmp_path_factory.mktemp("mnist-runs")

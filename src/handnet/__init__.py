@@ -1,13 +1,19 @@
 """handnet: hand-written NumPy multilayer perceptrons for MNIST-style data."""
 
+from typing import Any
+
 from handnet.data import Dataset, load_dataset
 from handnet.errors import ConfigError, DatasetError, HandnetError, ModelFileError, TrainingDiverged
-from handnet.io import load_model, save_model
-from handnet.model import MLP, Classifier
-from handnet.predict import Prediction, predict_images
-from handnet.preprocess import ImageError, load_image, preprocess_digit
-from handnet.runs import train_run
-from handnet.train import Rngs, TrainConfig, TrainState, evaluate, fit
+from handnet.images.predict import Prediction, predict_images
+from handnet.images.preprocess import ImageError, load_image, preprocess_digit
+from handnet.nn.model import MLP
+from handnet.report import publish
+from handnet.train import runs
+from handnet.train.classifier import Classifier
+from handnet.train.config import Rngs, TrainConfig
+from handnet.train.fit import TrainState, evaluate, fit
+from handnet.train.modelfile import load_model, save_model
+from handnet.train.runs import RunResult
 from handnet.version import __version__
 
 __all__ = [
@@ -35,3 +41,10 @@ __all__ = [
     "save_model",
     "train_run",
 ]
+
+
+def train_run(cfg: TrainConfig, **kwargs: Any) -> RunResult:
+    """Train ``cfg`` and write its run folder, plots and ``report.html`` included, as ``handnet
+    train`` does. Keyword arguments are those of `handnet.train.runs.train_run`."""
+    kwargs.setdefault("publish", publish)
+    return runs.train_run(cfg, **kwargs)

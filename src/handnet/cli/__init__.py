@@ -13,12 +13,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from handnet.cli.common import Parser, load_config_file
+from handnet.cli.common import Parser
 from handnet.cli.models import add_evaluate, add_info, add_predict, add_serve
 from handnet.cli.reports import add_plot, add_report
 from handnet.cli.search import add_search
 from handnet.cli.train import add_augment_preview, add_finetune, add_train
 from handnet.errors import HandnetError, RunInterrupted
+from handnet.train.config import load_config_file
 
 __all__ = ["build_parser", "load_config_file", "main"]
 

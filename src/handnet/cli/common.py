@@ -5,20 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
 from handnet.errors import ConfigError, install_extra
-from handnet.train import TrainConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from handnet.train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -63,20 +55,6 @@ def sizes(s: str) -> tuple[int, ...]:
         ) from None
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML ({e})") from None
-    except UnicodeDecodeError as e:  # TOML is UTF-8 text; a binary file fails before parsing
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}), so not TOML") from None
-
-
 def json_safe(obj: Any) -> Any:
     """``obj`` with NaN and inf (e.g. the validation loss of a run without validation) as null:
     bare NaN is not JSON, and other tools' parsers refuse it."""
@@ -97,7 +75,7 @@ GEOMETRY_FLAGS = ("deskew", "width_normalize")  # the TrainConfig names of the f
 
 
 def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
-    """--deskew / --no-deskew and --width-normalize PX (handnet.geometry), absent unless given (a
+    """--deskew / --no-deskew and --width-normalize PX (handnet.data.geometry), absent unless given (a
     recipe's settings then stand). ``then``: what follows from them, for the help text."""
     p.add_argument(
         "--deskew",
@@ -118,7 +96,7 @@ def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
 
 
 def add_tta_flags(p: argparse.ArgumentParser) -> None:
-    """--tta K and --tta-seed S (handnet.tta); read them back with `tta_views`."""
+    """--tta K and --tta-seed S (handnet.train.tta); read them back with `tta_views`."""
     p.add_argument(
         "--tta",
         type=whole_number,

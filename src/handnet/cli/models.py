@@ -43,12 +43,12 @@ def add_evaluate(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from handnet.committee import as_logits, check_compatible, committee_votes
     from handnet.data import load_splits
-    from handnet.heldout import data_source, held_out_images
-    from handnet.io import load_model
-    from handnet.train import evaluate_logits
-    from handnet.tta import check_augmented
+    from handnet.train.committee import as_logits, check_compatible, committee_votes
+    from handnet.train.fit import evaluate_logits
+    from handnet.train.heldout import data_source, held_out_images
+    from handnet.train.modelfile import load_model
+    from handnet.train.tta import check_augmented
 
     views, rng = tta_views(args)
     members = [load_model(path) for path in args.model]
@@ -124,7 +124,7 @@ def add_info(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from handnet.io import load_model
+    from handnet.train.modelfile import load_model
 
     clf = load_model(args.model)
     meta = clf.meta
@@ -177,10 +177,10 @@ def add_predict(sub: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from handnet.io import load_model
-    from handnet.predict import predict_images
-    from handnet.preprocess import ImageError
-    from handnet.tta import check_augmented
+    from handnet.images.predict import predict_images
+    from handnet.images.preprocess import ImageError
+    from handnet.train.modelfile import load_model
+    from handnet.train.tta import check_augmented
 
     views, rng = tta_views(args)
     clf = load_model(args.model)
@@ -229,7 +229,7 @@ def add_serve(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from handnet.serve import serve
+    from handnet.images.serve import serve
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be in [0, 65535]")

@@ -40,7 +40,7 @@ def add_plot(sub: Any) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from handnet import run_plots
+    from handnet.report import run_plots
 
     view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
     out = args.out or run_plots.resolve_model(args.run).parent
@@ -69,7 +69,8 @@ def add_report(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from handnet import report, run_plots
+    from handnet.report import html as report
+    from handnet.report import run_plots
 
     if args.study is not None:
         if args.run is not None:
@@ -87,8 +88,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _study_report(args: argparse.Namespace) -> Path:
     try:
-        from handnet import search as S
-        from handnet.search_report import write_study_report
+        from handnet.search import study as S
+        from handnet.search.report import write_study_report
     except ImportError as e:
         raise needs_search_extra(e) from None
     cfg = S.SearchConfig(study=args.study, storage=args.storage or "", out=args.runs)

@@ -15,7 +15,7 @@ from handnet.cli.common import (
     needs_search_extra,
     whole_number,
 )
-from handnet.train import TrainConfig
+from handnet.train.config import TrainConfig
 
 
 def add_search(sub: Any) -> None:
@@ -89,8 +89,8 @@ def add_search(sub: Any) -> None:
 
 
 def _search_summary(study: Any, cfg: Any, args: argparse.Namespace) -> None:
-    from handnet.search_plots import write_plots
-    from handnet.search_results import best_line, finalize_best, leaderboard
+    from handnet.search.plots import write_plots
+    from handnet.search.results import best_line, finalize_best, leaderboard
 
     print(leaderboard(study, cfg.study_dir, top=args.top))
     record = finalize_best(study, cfg.study_dir, data_dir=args.data_dir, mirror=args.mirror)
@@ -101,11 +101,11 @@ def _search_summary(study: Any, cfg: Any, args: argparse.Namespace) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     try:
-        from handnet import search as S
-        from handnet.search_results import leaderboard
+        from handnet.search import study as S
+        from handnet.search.results import leaderboard
     except ImportError as e:
         raise needs_search_extra(e) from None
-    from handnet.search_space import DEFAULT_SPACE, load_space
+    from handnet.search.space import DEFAULT_SPACE, load_space
 
     cfg = S.SearchConfig(
         study=args.study,

@@ -12,13 +12,12 @@ from handnet.cli.common import (
     GEOMETRY_FLAGS,
     DefaultsHelp,
     add_geometry_flags,
-    load_config_file,
     print_json,
     sizes,
     whole_number,
 )
 from handnet.errors import ConfigError
-from handnet.train import TrainConfig
+from handnet.train.config import TrainConfig, load_config_file
 
 # (flag, config field, type, help). Defaults are shown from TrainConfig, the single source.
 TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
@@ -158,8 +157,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from handnet.interrupt import StopSignals
-    from handnet.runs import resume_run, train_run
+    from handnet.report import publish
+    from handnet.train.interrupt import StopSignals
+    from handnet.train.runs import resume_run, train_run
 
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every={args.checkpoint_every}: must be >= 0")
@@ -178,6 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 checkpoint_every=args.checkpoint_every,
                 stop=stop,
+                publish=publish,
             )
         else:
             res = train_run(
@@ -188,6 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 checkpoint_every=args.checkpoint_every,
                 stop=stop,
+                publish=publish,
             )
     m = res.metrics
     if args.json:
@@ -242,10 +244,10 @@ def add_augment_preview(sub: Any) -> None:
 def cmd_augment_preview(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from handnet.augment import Augmenter, AugmentSpec
     from handnet.data import load_splits
+    from handnet.data.augment import Augmenter, AugmentSpec
     from handnet.data.split import to_unit
-    from handnet.preview import preview_grid, write_preview
+    from handnet.report.preview import preview_grid, write_preview
 
     # Past these the grid is too large to look at (and Pillow refuses to open it).
     if not 1 <= args.n <= MAX_PREVIEW_DIGITS:
@@ -301,11 +303,12 @@ def add_finetune(sub: Any) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import math
 
-    from handnet.finetune import finetune_output
-    from handnet.heldout import data_source, run_config
-    from handnet.io import load_model, save_model
-    from handnet.runs import load_run_data
-    from handnet.train import Rngs, evaluate
+    from handnet.nn.finetune import finetune_output
+    from handnet.train.config import Rngs
+    from handnet.train.fit import evaluate
+    from handnet.train.heldout import data_source, run_config
+    from handnet.train.modelfile import load_model, save_model
+    from handnet.train.runs import load_run_data
 
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
         raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")

@@ -13,10 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.data.formats import Splits, load_mat, load_npz, read_idx, read_idx_pair, write_idx
+from handnet.data.geometry import PLAIN, Geometry
 from handnet.data.registry import DATASETS, load_named, read_idx_dir
 from handnet.data.split import Normalization, stratified_split, to_unit
 from handnet.errors import DatasetError
-from handnet.geometry import PLAIN, Geometry
 
 __all__ = [
     "DATASETS",
@@ -111,7 +111,7 @@ def load_dataset(
 ) -> Dataset:
     """Load, split off a stratified validation set with ``rng``, and standardize with train stats.
 
-    Every image (training and test) is first shape-normalized by ``geometry`` (`handnet.geometry`).
+    Every image (training and test) is first shape-normalized by ``geometry`` (`handnet.data.geometry`).
     """
     splits, classes = load_splits(source, data_dir, mirror)
     image_shape = tuple(int(d) for d in splits.X_train.shape[1:])

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from handnet.data.matfile import read_mat5
 from handnet.errors import DatasetError
-from handnet.io import atomic_write_bytes
+from handnet.files import atomic_write_bytes
 
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from handnet.data.formats import Splits, checked_splits, read_idx_pair
 from handnet.errors import DatasetError
-from handnet.io import atomic_open
+from handnet.files import atomic_open
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",

@@ -1,0 +1,18 @@
+"""What a run shows: its plots, the HTML report, and image previews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from handnet.data import Dataset
+    from handnet.train.classifier import Classifier
+
+
+def publish(clf: Classifier, data: Dataset, run_dir: Path) -> list[Path]:
+    """Draw a finished run's plots and write them with ``report.html`` into ``run_dir``: the
+    ``publish`` step that `handnet.train_run` and ``handnet train`` give to the run."""
+    from handnet.report.html import RunView, publish_run  # matplotlib loads only when drawing
+
+    return publish_run(RunView(clf, data.X_test, data.y_test, data.name), run_dir)

@@ -1,0 +1,144 @@
+"""A search study's page: leaderboard, search plots, and the best run's own page, linked.
+
+``handnet report --study NAME`` writes ``<runs>/<study>/report.html`` with the same template as a
+run's page (`handnet.report.html.render_page`), and ``best-report.html`` beside it: the full run page of
+the best trial's model. The best model is evaluated on the test set once (`finalize_best`).
+Failed trials are listed under the ranked ones, greyed, with their reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from handnet.files import atomic_write_text
+from handnet.report import html as report
+from handnet.report.run_plots import draw, load_view
+from handnet.search.plots import history_figure, importances_figure, params_figure, png_bytes
+from handnet.search.results import fail_reason, finalize_best, fmt_param, ranked, state_counts
+
+BEST_REPORT_NAME = "best-report.html"
+_PLOTS = (
+    (
+        "params",
+        "Validation accuracy against each hyperparameter",
+        params_figure,
+        "One dot per completed trial; log axes where the search was log-uniform (the seed's figure).",
+    ),
+    (
+        "history",
+        "Optimization history",
+        history_figure,
+        "Each trial's validation accuracy at its end, in the order the trials ran, and the best "
+        "so far. Failed trials have no point (they ended without an accuracy); the leaderboard "
+        "lists them, greyed, with the reason.",
+    ),
+    (
+        "importances",
+        "Hyperparameter importances",
+        importances_figure,
+        "How much of the variation in validation accuracy each hyperparameter explains (Optuna's "
+        "default importance evaluator).",
+    ),
+)
+
+
+def _leaderboard(study: optuna.Study, top: int) -> str:
+    """The ``top`` completed trials, ranked, then every failed trial, greyed, with its reason."""
+    ranks = ranked(study)[:top]
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    empty = "" if ranks else "<p>No completed trial yet.</p>"
+    if not failed and not ranks:
+        return empty
+    names = list(dict.fromkeys(n for t in ranks + failed for n in t.params))
+    rows = [
+        [
+            i + 1 if i < len(ranks) else "",
+            t.number,
+            t.state.name.lower(),
+            f"{t.value:.2%}" if t.value is not None else "",
+            *(fmt_param(t.params[n]) if n in t.params else "" for n in names),
+            f"{t.user_attrs['seconds']:.1f}" if "seconds" in t.user_attrs else "",
+            fail_reason(t) if t.state == TrialState.FAIL else "",
+        ]
+        for i, t in enumerate(ranks + failed)
+    ]
+    header = ["rank", "trial", "state", "validation", *names, "seconds", "why it failed"]
+    numeric = [j for j, h in enumerate(header) if h not in ("state", "why it failed")]
+    failed_rows = range(len(ranks), len(rows))
+    return empty + report.table(rows, header, numeric, muted=failed_rows)
+
+
+def _best_section(record: dict[str, Any] | None, link: str | None) -> str:
+    if record is None:
+        return "<p>No completed trial yet.</p>"
+    rows = [
+        ("trial", record["trial"]),
+        ("validation accuracy (chosen on this)", f"{record['val_accuracy']:.2%}"),
+    ]
+    if "test_accuracy" in record:
+        rows.append(("test accuracy (evaluated once)", f"{record['test_accuracy']:.2%}"))
+    rows.append(("model", record["best"] or record["model"]))
+    rows += [(f"param {k}", fmt_param(v)) for k, v in record["params"].items()]
+    if "missing" in record:
+        note = f"<p>The best trial's page is not here: {report.esc(record['missing'])}.</p>"
+    elif link:
+        note = f'<p><a href="{report.esc(link)}">The best run\'s own page</a> (curves, weights, mistakes).</p>'
+    else:
+        note = ""
+    return note + report.table(rows)
+
+
+def study_report(
+    study: optuna.Study, record: dict[str, Any] | None, link: str | None, top: int = 20
+) -> str:
+    counts = state_counts(study)
+    summary = [
+        ("trials", str(sum(counts.values()))),
+        *((state, str(n)) for state, n in counts.items()),
+    ]
+    if record:
+        summary.append(("best validation", f"{record['val_accuracy']:.2%}"))
+    if record and "test_accuracy" in record:
+        summary.append(("its test accuracy", f"{record['test_accuracy']:.2%}"))
+    sections = [
+        report.Section("leaderboard", "Leaderboard", _leaderboard(study, top)),
+        report.Section("best", "Best trial", _best_section(record, link)),
+    ]
+    if ranked(study):
+        figures = "".join(
+            report.png_figure(name, title, caption, png_bytes(make(study)))
+            for name, title, make, caption in _PLOTS
+        )
+        sections.append(report.Section("plots", "Search plots", figures))
+    return report.render_page(
+        f"study {study.study_name}",
+        "A handnet hyperparameter search: every trial chosen on validation accuracy; only the best "
+        "model is evaluated on the test set, once.",
+        summary,
+        sections,
+    )
+
+
+def write_study_report(
+    study: optuna.Study,
+    study_dir: Path,
+    *,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+) -> Path:
+    """Write the study page (and the best run's page beside it) into ``study_dir``."""
+    record = finalize_best(study, study_dir, data_dir=data_dir, mirror=mirror)
+    link = None
+    if record and "missing" not in record:
+        view = load_view(record["best"], data_dir=data_dir, mirror=mirror)
+        # A trial's model records no test metrics (trials never see the test set): the page shows
+        # the one evaluation that finalize_best made of the best model.
+        metrics = view.clf.meta.setdefault("metrics", {})
+        metrics |= {k: record[k] for k in ("test_accuracy", "test_loss", "test_per_class_accuracy")}
+        report.write_run_report(view, draw(view), study_dir / BEST_REPORT_NAME)
+        link = BEST_REPORT_NAME
+    return atomic_write_text(study_dir / report.REPORT_NAME, study_report(study, record, link))

@@ -1,0 +1,472 @@
+"""Hyperparameter search on Optuna: one study in an SQL database, any number of worker processes.
+
+Every worker (``--jobs`` processes here, or ``handnet search`` on other machines pointed at the
+same ``--storage``) loads the data once, then loops: ask the study for a trial, train it while
+reporting validation accuracy per epoch (so the pruner can stop it), save its model under
+``runs/<study>/trials/`` (recorded relative to the study's folder, so that the folder reads the
+same from any working directory, or moved), and tell the study. The trial budget ``--trials N``
+counts trials in the study, across runs and workers, so re-running a killed search finishes the
+same N.
+
+Ctrl-C stops a worker at its trial's next epoch end (the trial is failed as "interrupted");
+after a ``kill -9``, `handnet.search.storage` fails the trial left RUNNING when the search
+starts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from handnet.data import Dataset
+from handnet.errors import ConfigError, HandnetError, TrainingDiverged
+from handnet.files import atomic_write_text
+from handnet.search.results import fail_reason, fmt_param
+from handnet.search.space import DEFAULT_SPACE, SearchSpace
+from handnet.search.storage import (
+    fail_dead_local_trials,
+    fail_own_trials,
+    open_storage,
+    redact,
+    retry_setup,
+    worker_tags,
+)
+from handnet.train.classifier import Classifier
+from handnet.train.config import Rngs, TrainConfig
+from handnet.train.fit import TrainState, evaluate, fit
+from handnet.train.modelfile import save_model
+from handnet.train.runs import history_csv, load_run_data, prepare_augmentation, run_name
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How to search (the what is a `SearchSpace` laid over a base `TrainConfig`)."""
+
+    study: str = "search"
+    storage: str = ""  # a database URL; empty: sqlite:///OUT/search.db
+    trials: int | None = 20  # budget counted over the whole study, across runs and workers
+    timeout: float | None = None  # seconds after which this run starts no new trial
+    sampler: str = "tpe"  # tpe or random (the seed's method)
+    pruner: str = "median"  # median, halving or none
+    jobs: int = 1  # worker processes on this machine
+    sampler_seed: int | None = None  # None: fresh entropy per worker
+    out: Path = Path("runs")
+    progress: bool = True  # one line per finished trial on stderr
+
+    def __post_init__(self) -> None:
+        if not self.storage:
+            object.__setattr__(self, "storage", f"sqlite:///{self.out / 'search.db'}")
+        if self.trials is not None and self.trials < 1:
+            raise ConfigError(f"--trials {self.trials}: must be >= 1")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"--timeout {self.timeout}: must be > 0 seconds")
+        if self.sampler not in ("tpe", "random"):
+            raise ConfigError(f"--sampler {self.sampler!r}: must be tpe or random")
+        if self.pruner not in ("median", "halving", "none"):
+            raise ConfigError(f"--pruner {self.pruner!r}: must be median, halving or none")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs {self.jobs}: must be >= 1")
+
+    @property
+    def study_dir(self) -> Path:
+        return self.out / self.study
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # 10 random trials first (the seed's method), then TPE; constant_liar keeps parallel workers
+    # from proposing the point another worker is already training.
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
+    )
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        # Stop a trial whose epoch-k accuracy is below the median of earlier trials at epoch k,
+        # once 5 trials have finished; from epoch 1 on (a trial reports after each epoch k >= 1).
+        return optuna.pruners.MedianPruner(n_startup_trials=5)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _setup(space: SearchSpace, base: TrainConfig) -> dict[str, Any]:
+    """What defines a study's trials; a resumed command must match it."""
+    return {"space": space.to_dict(), "base": base.to_dict()}
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x))
+
+
+def open_study(
+    cfg: SearchConfig,
+    storage: RDBStorage,
+    *,
+    space: SearchSpace | None = None,
+    base: TrainConfig | None = None,
+    sampler_seed: int | None = None,
+    create: bool = True,
+) -> optuna.Study:
+    """Create or load ``cfg.study``; on resume check that the space and base config are the same."""
+    sampler, pruner = make_sampler(cfg.sampler, sampler_seed), make_pruner(cfg.pruner)
+    if not create:
+        try:
+            return optuna.load_study(
+                study_name=cfg.study, storage=storage, sampler=sampler, pruner=pruner
+            )
+        except KeyError:
+            raise HandnetError(
+                f"--study {cfg.study}: no such study in {redact(cfg.storage)}"
+            ) from None
+    study = retry_setup(
+        f"--study {cfg.study}",
+        lambda: optuna.create_study(
+            study_name=cfg.study,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        ),
+    )
+    if space is not None and base is not None:
+        want = _jsonable(_setup(space, base))
+        have = study.user_attrs.get("setup")
+        if have is None:
+            study.set_user_attr("setup", want)
+            return study
+        # a setting added since the study began (deskew, width_normalize) ran with its default
+        have = {**have, "base": {**_jsonable(TrainConfig().to_dict()), **have["base"]}}
+        if have != want:
+            diff = sorted(
+                k
+                for part in ("space", "base")
+                for k in set(have[part]) | set(want[part])
+                if have[part].get(k) != want[part].get(k)
+            )
+            raise ConfigError(
+                f"--study {cfg.study}: was started with other settings ({', '.join(diff)}); "
+                "run the same command to resume, or pick a new --study"
+            )
+    return study
+
+
+def load_study(cfg: SearchConfig) -> optuna.Study:
+    """An existing study, for reading: creates no database, no table and no study."""
+    return open_study(cfg, open_storage(cfg.storage, create=False), create=False)
+
+
+def counts_toward_budget(t: FrozenTrial) -> bool:
+    """Finished, running, or diverged trials count; killed, interrupted and skipped ones do not."""
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    return t.state == TrialState.FAIL and "diverged" in t.user_attrs
+
+
+def n_counted(study: optuna.Study, before: int | None = None) -> int:
+    return sum(
+        counts_toward_budget(t)
+        for t in study.get_trials(deepcopy=False)
+        if before is None or t.number < before
+    )
+
+
+def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | None) -> Dataset:
+    """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run."""
+    return load_run_data(base, Rngs.for_config(base).split, data_dir, mirror)
+
+
+# -------------------------------------------------------------------------------------- objective
+
+
+class StopRequest:
+    """Ctrl-C as a request: the trial stops at its next epoch's end, in our code, rather than
+    wherever the signal lands (a KeyboardInterrupt inside a database write can leave SQLite
+    locked). A second Ctrl-C stops at once, except in worker processes, whose parent decides."""
+
+    def __init__(self, *, second_stops_now: bool = True) -> None:
+        self.event = threading.Event()
+        self.second_stops_now = second_stops_now
+        self._old: Any = None
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.event.is_set() and self.second_stops_now:
+            raise KeyboardInterrupt
+        self.event.set()
+        print("handnet search: stopping at the end of this epoch", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+
+
+@dataclass
+class Objective:
+    """Train one trial: validation accuracy of its final model, reported per epoch for pruning."""
+
+    data: Dataset  # loaded once per worker
+    space: SearchSpace
+    base: TrainConfig
+    study_dir: Path  # each completed trial's run directory goes to study_dir/trials/
+    budget: int | None = None
+    stop: StopRequest | None = None
+    budget_reached: bool = field(default=False, init=False)
+
+    def __call__(self, trial: Trial) -> float:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            raise
+
+    def _run(self, trial: Trial) -> float:
+        for k, v in worker_tags().items():  # already there, unless an enqueued trial was popped
+            trial.set_user_attr(k, v)
+        if self.budget is not None and n_counted(trial.study, before=trial.number) >= self.budget:
+            # Another worker took the last trial between our check and our ask.
+            self.budget_reached = True
+            trial.set_user_attr("skipped", "trial budget already reached")
+            return math.nan  # Optuna marks a NaN value FAIL
+        cfg = self.space.config(trial, self.base)
+        t0 = time.perf_counter()
+
+        def report(state: TrainState, record: dict[str, float]) -> None:
+            trial.report(record["val_acc"], state.epoch)
+            if self.stop is not None:
+                self.stop.check()
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"val accuracy {record['val_acc']:.2%} at epoch {state.epoch}"
+                )
+
+        rngs = Rngs.for_config(cfg)
+        data, batches = prepare_augmentation(cfg, self.data, rngs)  # as a plain run would
+        state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
+        try:
+            fit(state, data, cfg, progress=False, callbacks=(report,), batch_source=batches)
+        except TrainingDiverged as e:
+            trial.set_user_attr("diverged", str(e))
+            trial.set_user_attr("fail_reason", f"diverged: {e}")
+            return math.nan
+        val = evaluate(state.model, self.data.X_val, self.data.y_val)
+        seconds = time.perf_counter() - t0
+        metrics = {
+            "val_accuracy": val.accuracy,
+            "val_loss": val.loss,
+            "best_epoch_val_accuracy": max(r["val_acc"] for r in state.history),
+            "epochs": state.epoch,
+            "train_seconds": sum(r["seconds"] for r in state.history),
+        }
+        path = self._save(trial, cfg, state, metrics)
+        trial.set_user_attr("model", path.relative_to(self.study_dir).as_posix())
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("seconds", seconds)
+        return val.accuracy
+
+    def _save(
+        self, trial: Trial, cfg: TrainConfig, state: TrainState, metrics: dict[str, Any]
+    ) -> Path:
+        """The run directory `handnet train` writes, minus the test set (only the best sees it)."""
+        from datetime import timezone
+
+        import tomli_w
+
+        name = run_name()
+        clf = Classifier(
+            state.model,
+            self.data.norm,
+            self.data.classes,
+            self.data.image_shape,
+            meta={
+                "dataset": self.data.name,
+                "config": cfg.to_dict(),
+                "history": state.history,
+                "metrics": {"run": name, **metrics},
+                "study": trial.study.study_name,
+                "trial": trial.number,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+            geometry=self.data.geometry,
+        )
+        run_dir = self.study_dir / "trials" / name
+        run_dir.mkdir(parents=True, exist_ok=False)
+        path = save_model(clf, run_dir / f"{name}.safetensors")
+        atomic_write_text(run_dir / "history.csv", history_csv(state.history))
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict()))
+        return path
+
+
+# ---------------------------------------------------------------------------------------- workers
+
+
+def describe(t: FrozenTrial) -> str:
+    params = "  ".join(f"{k}={fmt_param(v)}" for k, v in t.params.items())
+    a = t.user_attrs
+    if t.state == TrialState.COMPLETE:
+        return f"trial {t.number:>3} complete  val {t.value:.2%}  {params}  ({a.get('seconds', 0):.1f}s)"
+    if t.state == TrialState.PRUNED:
+        last = max(t.intermediate_values, default=0)
+        return f"trial {t.number:>3} pruned at epoch {last}  {params}"
+    return f"trial {t.number:>3} {t.state.name.lower()}  {fail_reason(t)}  {params}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive a ``kill -9``'d parent (Linux: PR_SET_PDEATHSIG = SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def run_worker(
+    cfg: SearchConfig,
+    space: SearchSpace,
+    base: TrainConfig,
+    *,
+    worker: int = 0,
+    deadline: float | None = None,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+    stop: StopRequest | None = None,
+) -> None:
+    """One worker: load the data once, then run trials until the budget, the deadline, or Ctrl-C."""
+    with stop or StopRequest() as stop:
+        _run_worker(cfg, space, base, worker, deadline, data_dir, mirror, stop)
+
+
+def _run_worker(
+    cfg: SearchConfig,
+    space: SearchSpace,
+    base: TrainConfig,
+    worker: int,
+    deadline: float | None,
+    data_dir: Path | None,
+    mirror: str | None,
+    stop: StopRequest,
+) -> None:
+    storage = open_storage(cfg.storage)
+    study = open_study(cfg, storage, space=space, base=base)
+    if cfg.sampler_seed is not None:  # reproducible, yet distinct per worker and per resume
+        ss = np.random.SeedSequence(
+            [cfg.sampler_seed, worker, len(study.get_trials(deepcopy=False))]
+        )
+        study.sampler = make_sampler(cfg.sampler, int(ss.generate_state(1)[0]))
+    data = load_search_data(base, data_dir, mirror)
+    objective = Objective(data, space, base, cfg.study_dir, cfg.trials, stop)
+
+    def log(study: optuna.Study, t: FrozenTrial) -> None:
+        if cfg.progress:
+            print(describe(t), file=sys.stderr, flush=True)
+
+    try:
+        while not objective.budget_reached:
+            stop.check()
+            if cfg.trials is not None and n_counted(study) >= cfg.trials:
+                break
+            if deadline is not None and time.time() >= deadline:
+                break
+            fail_dead_local_trials(study, storage)
+            study.optimize(objective, n_trials=1, callbacks=[log], gc_after_trial=False)
+    except KeyboardInterrupt:  # the objective records it; this catches a second Ctrl-C elsewhere
+        fail_own_trials(study, storage, "interrupted (Ctrl-C)")
+        raise
+
+
+def _worker_main(parent: int, worker: int, *args: Any, **kwargs: Any) -> None:
+    _die_with_parent(parent)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            run_worker(*args, worker=worker, stop=StopRequest(second_stops_now=False), **kwargs)
+        except HandnetError as e:
+            print(f"handnet search: worker {worker}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+
+def search(
+    cfg: SearchConfig,
+    space: SearchSpace = DEFAULT_SPACE,
+    base: TrainConfig | None = None,
+    *,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+) -> optuna.Study:
+    """Run (or resume) the study with ``cfg.jobs`` workers here; returns the study when they stop."""
+    base = base or TrainConfig()
+    if base.val_size == 0:
+        raise ConfigError("--val-size 0: a search ranks its trials on validation images; give >= 1")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(cfg.storage)
+    study = open_study(cfg, storage, space=space, base=base)
+    for n in fail_dead_local_trials(study, storage):
+        print(f"trial {n:>3} was left RUNNING by a killed worker: marked failed", file=sys.stderr)
+    deadline = time.time() + cfg.timeout if cfg.timeout else None
+    kwargs = {"deadline": deadline, "data_dir": data_dir, "mirror": mirror}
+    if cfg.jobs == 1:
+        run_worker(cfg, space, base, **kwargs)  # type: ignore[arg-type]
+        return study
+    # Processes, not threads: the GIL would serialize the NumPy glue, and one SQLite connection per
+    # process is what its locking expects. Each process gets an equal share of the BLAS threads.
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cfg.jobs))
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_main, args=(os.getpid(), i, cfg, space, base), kwargs=kwargs, daemon=True
+        )
+        for i in range(cfg.jobs)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reached the workers too; a `kill -INT` of this process alone did
+        # not, so pass it on (a worker takes any number of them as one request to stop). They
+        # fail their trials at the next epoch's end and exit; a second Ctrl-C here kills them.
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                p.kill()
+        raise
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        raise HandnetError(f"{len(bad)} of {cfg.jobs} workers failed (exit codes {bad})")
+    return study

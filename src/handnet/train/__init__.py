@@ -1,0 +1,1 @@
+"""Training: the run's config, the fit loop, checkpoints and resume, runs on disk, committees, TTA."""

@@ -1,0 +1,359 @@
+"""A training run from config to files: train, evaluate test once, write ``runs/<name>/``.
+
+A run directory holds ``<name>.safetensors`` (the model, named "model + date + random" as in the
+seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation, then test) and
+``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``),
+the plots (``*.png``) and ``report.html``. While the run trains it also holds
+``checkpoint.safetensors`` (see `handnet.train.checkpoint`), from which ``resume_run`` continues
+bit-exactly; the checkpoint is removed once the run has finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from handnet.data import Dataset, load_dataset
+from handnet.data.augment import Augmenter, augmented_copies, batch_source, blas_threads_beside
+from handnet.errors import CheckpointError, ConfigError, HandnetError, RunInterrupted
+from handnet.files import atomic_write_text
+from handnet.nn.finetune import FinetuneResult, finetune_output
+from handnet.train.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
+from handnet.train.classifier import Classifier
+from handnet.train.config import Rngs, TrainConfig
+from handnet.train.fit import BatchSource, EpochCallback, TrainState, evaluate, fit
+from handnet.train.modelfile import save_model
+
+# What writes a finished run's plots and report (`handnet.report.publish`): the layer above
+# passes it in, so that training does not depend on drawing.
+Publisher = Callable[[Classifier, Dataset, Path], object]
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def run_name(now: datetime | None = None) -> str:
+    """``model-YYYYMMDD-HHMMSS-<6 hex>``: sortable by time, and two runs in one second do not collide."""
+    now = now or datetime.now()
+    return f"model-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model_path: Path
+    classifier: Classifier
+    metrics: dict[str, Any]
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: row[k] for k in HISTORY_FIELDS})
+    return buf.getvalue()
+
+
+def load_run_data(
+    cfg: TrainConfig,
+    split_rng: np.random.Generator,
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+) -> Dataset:
+    """The dataset ``cfg`` names, split with ``split_rng`` (its seed's split stream), shape-normalized
+    as ``cfg.geometry`` says: what a run, its resumption and a search trial all train on."""
+    return load_dataset(
+        cfg.dataset,
+        rng=split_rng,
+        val_size=cfg.val_size,
+        data_dir=data_dir,
+        mirror=mirror,
+        geometry=cfg.geometry,
+    )
+
+
+def prepare_augmentation(
+    cfg: TrainConfig, data: Dataset, rngs: Rngs
+) -> tuple[Dataset, BatchSource | None]:
+    """The dataset to train on and the batch source for ``fit``, per the config's augmentation.
+
+    Augmentation works on standardized images, so pixels from outside the image get the
+    standardized value of black, ``norm.black``. Only the training split is ever augmented.
+    """
+    spec = cfg.augment_spec()
+    if not spec.active:
+        return data, None
+    aug = Augmenter(spec, data.image_shape, rngs.augment, fill=data.norm.black)
+    if cfg.augment_copies == 0:
+        return data, batch_source(aug, background=cfg.aug_thread)
+    X = augmented_copies(data.X_train, cfg.augment_copies, aug)
+    y = np.tile(data.y_train, cfg.augment_copies + 1)
+    return dataclasses.replace(data, X_train=X, y_train=y), None
+
+
+def train_run(
+    cfg: TrainConfig,
+    *,
+    out: str | Path = "runs",
+    data: Dataset | None = None,
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+    progress: bool = True,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint_every: int = 1,
+    stop: Callable[[], bool] | None = None,
+    publish: Publisher | None = None,
+) -> RunResult:
+    """Train ``cfg`` and write its run directory under ``out``. The test set is evaluated once, here.
+
+    The directory is created once the data has loaded; a checkpoint is written there every
+    ``checkpoint_every`` epochs (0: only when stopped) and removed when the run has finished.
+    When ``stop()`` turns true the run writes a checkpoint and raises `RunInterrupted`.
+    """
+    t_start = time.perf_counter()
+    rngs = Rngs.for_config(cfg)
+    if data is None:
+        data = load_run_data(cfg, rngs.split, data_dir, mirror)
+    if len(data.y_test) == 0:
+        raise ConfigError(f"{data.name}: no test images; a run reports test accuracy at its end")
+    t_data = time.perf_counter() - t_start
+    data, batches = prepare_augmentation(cfg, data, rngs)
+    state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
+    name = run_name()
+    run_dir = Path(out) / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as e:
+        raise HandnetError(f"{run_dir}: cannot create the run directory ({e.strerror})") from None
+    source = {"data_dir": str(data_dir) if data_dir else None, "mirror": mirror}
+    return _train(
+        run_dir,
+        cfg,
+        data,
+        batches,
+        state,
+        source,
+        t_start,
+        t_data,
+        progress,
+        callbacks,
+        checkpoint_every,
+        stop,
+        publish,
+    )
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    data: Dataset | None = None,
+    data_dir: str | Path | None = None,
+    mirror: str | None = None,
+    progress: bool = True,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint_every: int = 1,
+    stop: Callable[[], bool] | None = None,
+    publish: Publisher | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its checkpoint; same files and result as `train_run`.
+
+    The data is loaded again exactly as at the start (same seed, same split) and must match what
+    the checkpoint recorded; ``data_dir`` and ``mirror`` default to the ones the run started with.
+    """
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir}: a file; --resume takes the run's directory")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    path = run_dir / CHECKPOINT_NAME
+    if not path.exists() and (run_dir / "metrics.json").exists():
+        raise CheckpointError(f"{run_dir}: this run has already finished (nothing to resume)")
+    ckpt = load_checkpoint(path)
+    for tmp in run_dir.glob(".*.tmp"):  # temp files of writes a kill -9 cut short
+        tmp.unlink(missing_ok=True)
+    cfg = ckpt.config
+    saved_source = ckpt.meta.get("source") or {}
+    source = {
+        "data_dir": str(data_dir) if data_dir else saved_source.get("data_dir"),
+        "mirror": mirror or saved_source.get("mirror"),
+    }
+    rngs = Rngs.for_config(cfg)
+    if data is None:
+        data = load_run_data(cfg, rngs.split, source["data_dir"], source["mirror"])
+    t_data = time.perf_counter() - t_start
+    # Augmented copies are drawn again from the fresh augment stream, as at the start; only then
+    # does the checkpoint set every stream (the batch augmenter's included) to its saved state.
+    data, batches = prepare_augmentation(cfg, data, rngs)
+    ckpt.check_dataset(data)
+    state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
+    ckpt.restore(state)
+    return _train(
+        run_dir,
+        cfg,
+        data,
+        batches,
+        state,
+        source,
+        t_start,
+        t_data,
+        progress,
+        callbacks,
+        checkpoint_every,
+        stop,
+        publish,
+    )
+
+
+def _train(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: Dataset,
+    batches: BatchSource | None,
+    state: TrainState,
+    source: dict[str, str | None],
+    t_start: float,
+    t_data: float,
+    progress: bool,
+    callbacks: tuple[EpochCallback, ...],
+    checkpoint_every: int,
+    stop: Callable[[], bool] | None,
+    publish: Publisher | None,
+) -> RunResult:
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={checkpoint_every}: must be >= 0")
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    info = {**dataset_info(data), "source": source}
+
+    def checkpoint(st: TrainState, record: dict[str, float]) -> None:
+        if checkpoint_every and st.epoch % checkpoint_every == 0:
+            save_checkpoint(ckpt_path, st, cfg, info)
+
+    try:
+        with blas_threads_beside(cfg.aug_thread and batches is not None):
+            fit(
+                state,
+                data,
+                cfg,
+                progress=progress,
+                callbacks=(*callbacks, checkpoint),
+                stop=stop,
+                batch_source=batches,
+            )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only succeeds while nothing was written: no empty run directories
+        raise
+    if state.epoch < cfg.epochs:  # stopped by stop()
+        save_checkpoint(ckpt_path, state, cfg, info)
+        signum = getattr(stop, "signum", None) or signal.SIGINT
+        where = (
+            f"at step {state.step} (inside epoch {state.epoch + 1})"
+            if state.cursor
+            else f"after epoch {state.epoch}"
+        )
+        raise RunInterrupted(
+            f"stopped by {signal.Signals(signum).name} {where}; checkpoint saved; "
+            f"resume with: handnet train --resume {shlex.quote(str(run_dir))}",
+            int(signum),
+        )
+    tuned = (
+        finetune_output(
+            state.model, data.X_train, data.y_train, data.X_val, data.y_val, cfg.finetune_ridge
+        )
+        if cfg.finetune
+        else None
+    )
+    if tuned is not None and progress:
+        print(tuned.message, file=sys.stderr)
+    return _finish(run_dir, cfg, data, state, t_start, t_data, tuned, source, publish)
+
+
+def _finish(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: Dataset,
+    state: TrainState,
+    t_start: float,
+    t_data: float,
+    tuned: FinetuneResult | None,
+    source: dict[str, str | None],
+    publish: Publisher | None,
+) -> RunResult:
+    """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done)."""
+    val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
+    test = evaluate(state.model, data.X_test, data.y_test)
+    name = run_dir.name
+    metrics: dict[str, Any] = {
+        "run": name,
+        "dataset": data.name,
+        "val_accuracy": val.accuracy if val else None,
+        "val_loss": val.loss if val else None,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_per_class_accuracy": test.per_class_accuracy,
+        "test_confusion": test.confusion.tolist(),
+        "train_seconds": sum(r["seconds"] for r in state.history),
+        "data_seconds": t_data,
+        "wall_seconds": time.perf_counter() - t_start,
+        "finetune": tuned.to_dict() if tuned else None,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "train_size": len(data.y_train),
+        "val_size": len(data.y_val),
+        "test_size": len(data.y_test),
+    }
+    clf = Classifier(
+        state.model,
+        data.norm,
+        data.classes,
+        data.image_shape,
+        meta={
+            "dataset": data.name,
+            "config": cfg.to_dict(),
+            "history": state.history,
+            "metrics": {k: v for k, v in metrics.items() if k != "test_confusion"},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": source,  # where the data was found: evaluate and plot look there again
+        },
+        geometry=data.geometry,
+    )
+    model_path = run_dir / f"{name}.safetensors"
+    written: list[Path] = []
+    try:
+        written.append(save_model(clf, model_path))
+        written.append(atomic_write_text(run_dir / "history.csv", history_csv(state.history)))
+        written.append(
+            atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        )
+        written.append(atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict())))
+    except BaseException:
+        # All or nothing: a run directory holds a finished run or a checkpoint to resume from.
+        for f in written:
+            f.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+        raise
+    if publish is not None:
+        # Plots and the report come after the all-or-nothing files: if drawing fails, the
+        # trained model is kept (and can be drawn again with `handnet report`).
+        publish(clf, data, run_dir)
+    # The model file, history and config now hold everything worth keeping; a finished run
+    # cannot be continued (its schedule has ended), so the checkpoint only costs disk space.
+    (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+    return RunResult(run_dir, model_path, clf, metrics)
