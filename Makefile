@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench clean
+.PHONY: train test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The inner loop: everything but the slow, browser and PostgreSQL tests, in under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not browser and not postgres"
 
 # Timing runs want the machine to themselves: a lock makes concurrent `make bench` runs wait.
 bench: $(STAMP)
