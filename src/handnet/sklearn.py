@@ -403,16 +403,4 @@ def _float64_copy(net: MLP) -> MLP:
     ~1e-7, so predict_proba on a subset would not match the full batch, which scikit-learn's
     check_methods_subset_invariance requires to atol=1e-7. The cast is exact.
     """
-    copy = MLP(
-        net.n_in,
-        net.hidden_sizes,
-        net.n_out,
-        activation=net.activation,
-        dropout=net.dropout,  # unused in eval mode, but it keeps the layer indices of the keys
-        rng=np.random.default_rng(0),  # the values are overwritten below
-        dtype=np.float64,
-    )
-    params = net.parameters()
-    for k, p in copy.parameters().items():
-        p[...] = params[k]
-    return copy
+    return MLP.from_state_dict(net.config(), net.state_dict(), dtype=np.float64)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import assert_grad_close, numerical_grad
 
-from handnet.nn.losses import L2Penalty, softmax_cross_entropy
-from handnet.nn.model import MLP, softmax
+from handnet.nn.losses import L2Penalty, softmax, softmax_cross_entropy
+from handnet.nn.model import MLP
 
 
 @pytest.mark.parametrize(

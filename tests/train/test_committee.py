@@ -7,7 +7,8 @@ import pytest
 
 from handnet.data.split import Normalization
 from handnet.errors import ModelFileError
-from handnet.nn.model import MLP, softmax
+from handnet.nn.losses import softmax
+from handnet.nn.model import MLP
 from handnet.train.classifier import Classifier
 from handnet.train.committee import as_logits, check_compatible, committee_proba, committee_votes
 

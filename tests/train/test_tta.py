@@ -8,7 +8,8 @@ import pytest
 from handnet.data.augment import Augmenter
 from handnet.data.split import Normalization
 from handnet.errors import ConfigError, ModelFileError
-from handnet.nn.model import MLP, softmax
+from handnet.nn.losses import softmax
+from handnet.nn.model import MLP
 from handnet.train.classifier import Classifier
 from handnet.train.committee import committee_proba
 from handnet.train.config import TrainConfig

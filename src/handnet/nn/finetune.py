@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handnet.nn.arrays import to_numpy
 from handnet.nn.layers import Dense
 from handnet.nn.model import MLP
 
@@ -46,7 +47,7 @@ def normal_equations(
     for i in range(0, X.shape[0], batch_size):
         H = hidden_features(net, X[i : i + batch_size])
         A = np.empty((H.shape[0], h + 1))
-        A[:, :h] = H
+        A[:, :h] = to_numpy(H)
         A[:, h] = 1.0
         XtX += A.T @ A
         XtY += A.T @ np.eye(n_classes)[y[i : i + batch_size]]  # y one-hot (batch, classes)

@@ -1,21 +1,28 @@
-"""Layers with hand-written forward and backward passes.
+"""Layers with hand-written forward and backward passes: Dense, Tanh, ReLU, Dropout.
 
 Every layer follows one protocol: ``params`` and ``grads`` are dicts with the same keys, allocated
-once; ``forward(X, train=...)`` keeps the minimum it needs for the backward pass on ``self`` and
-``backward(dY)`` *writes* the gradients (never accumulates) and returns ``dX``.
+once; ``forward(X, train=...)`` keeps the minimum it needs for the backward pass on ``self``, and
+``backward(dY)`` *writes* the gradients (never accumulates) and returns ``dX``. Shapes: B is the
+batch, ``n_in``/``n_out`` a Dense layer's widths, H the width of an activation.
 
-For speed, outputs live in per-layer buffers that are reused across steps (`Buffers`), and the
-activations work in place on their input, as scikit-learn's do: an output is valid until the next
+What is cached, and why: Dense keeps its input X (dW = X^T dY needs it); Tanh and ReLU keep
+their *output* Y, since both derivatives are cheaper from Y than from X (1 - Y^2, [Y > 0]);
+Dropout keeps its mask. Nothing is recomputed in the backward pass.
+
+For speed, outputs live in per-layer buffers reused across steps (`Buffers`), and activations
+work in place on their input, as scikit-learn's do: an output is valid until the next
 ``forward`` of the same layer. Copy it if you need to keep it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from handnet.nn.arrays import empty, like, namespace, write
 
 Array = npt.NDArray[np.floating]
 
@@ -29,23 +36,29 @@ class Layer(Protocol):
 
 
 class Buffers:
-    """Named scratch arrays grown to the largest batch seen; ``get`` returns a view of ``n`` rows."""
+    """Named scratch arrays, grown to the largest batch seen; ``get`` returns a view of its rows.
 
-    def __init__(self, dtype: npt.DTypeLike) -> None:
-        self.dtype = np.dtype(dtype)
-        self._store: dict[str, np.ndarray] = {}
+    A buffer is made in the library, device and dtype of the array it serves (``ref``), so the
+    same layer runs on NumPy or on a GPU library without allocating in the training step.
+    """
 
-    def get(self, name: str, n: int, width: int, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    def __init__(self) -> None:
+        self._store: dict[str, Any] = {}
+
+    def get(self, name: str, ref: Any, shape: tuple[int, int], dtype: str | None = None) -> Any:
         buf = self._store.get(name)
-        if buf is None or buf.shape[0] < n:
-            buf = np.empty((n, width), dtype=dtype or self.dtype)
+        if buf is None or buf.shape[0] < shape[0] or namespace(buf) is not namespace(ref):
+            buf = empty((max(shape[0], 1), shape[1]), ref, dtype)
             self._store[name] = buf
-        return buf[:n]
+        return buf[: shape[0]]
+
+    def clear(self) -> None:
+        self._store = {}
 
     def __getstate__(self) -> dict[str, object]:
         # Scratch is not state: a pickled or deep-copied layer starts empty and regrows its own
         # (writable) buffers, rather than carrying, say, read-only copies of the last batch.
-        return {"dtype": self.dtype, "_store": {}}
+        return {"_store": {}}
 
 
 class Dense:
@@ -61,33 +74,29 @@ class Dense:
         self, n_in: int, n_out: int, rng: np.random.Generator, dtype: npt.DTypeLike = np.float32
     ) -> None:
         a = math.sqrt(6.0 / (n_in + n_out))
-        W = rng.uniform(-a, a, size=(n_in, n_out)).astype(dtype)
+        W = rng.uniform(-a, a, size=(n_in, n_out)).astype(dtype)  # (n_in, n_out)
         self.params = {"W": W, "b": np.zeros(n_out, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.needs_dX = (
-            True  # the first layer's dX is never used: skipping it saves a third of its GEMMs
-        )
-        self._buf = Buffers(dtype)
+        self.needs_dX = True  # the first layer's dX is never used: skipping it saves a third
+        self._buf = Buffers()  # of its GEMMs (`MLP` turns it off)
         self._X: Array | None = None
 
     def forward(self, X: Array, *, train: bool) -> Array:
         W, b = self.params["W"], self.params["b"]
-        self._X = X  # (N, n_in), kept for dW
-        Y = self._buf.get("Y", X.shape[0], W.shape[1])  # (N, n_out)
-        np.matmul(X, W, out=Y)
-        Y += b
+        self._X = X  # (B, n_in), kept for dW
+        Y = write(self._buf.get("Y", W, (X.shape[0], W.shape[1])), "matmul", X, W)  # X W (B, n_out)
+        Y += b  # Y = X W + b, b broadcast over the rows
         return Y
 
     def backward(self, dY: Array) -> Array | None:
         assert self._X is not None, "backward before forward"
         W = self.params["W"]
-        np.matmul(self._X.T, dY, out=self.grads["W"])  # dW = X^T dY   (n_in, n_out)
-        np.sum(dY, axis=0, out=self.grads["b"])  # db = sum_n dY   (n_out,)
+        write(self.grads["W"], "matmul", self._X.T, dY)  # dW = X^T dY        (n_in, n_out)
+        write(self.grads["b"], "sum", dY, axis=0)  # db = sum_rows dY               (n_out,)
         if not self.needs_dX:
             return None
-        dX = self._buf.get("dX", dY.shape[0], W.shape[0])  # (N, n_in)
-        np.matmul(dY, W.T, out=dX)  # dX = dY W^T
-        return dX
+        dX = self._buf.get("dX", W, (dY.shape[0], W.shape[0]))
+        return write(dX, "matmul", dY, W.T)  # dX = dY W^T                  (B, n_in)
 
     def __repr__(self) -> str:
         n_in, n_out = self.params["W"].shape
@@ -100,7 +109,7 @@ class _Activation:
     def __init__(self, dtype: npt.DTypeLike = np.float32) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
-        self._buf = Buffers(dtype)
+        self._buf = Buffers()
         self._Y: Array | None = None
 
     def __repr__(self) -> str:
@@ -108,34 +117,33 @@ class _Activation:
 
 
 class Tanh(_Activation):
-    """Y = tanh(X), in place. dX = dY * (1 - Y^2): the derivative comes from the cached output."""
+    """Y = tanh(X), in place. Since d tanh(x)/dx = 1 - tanh(x)^2, dX = dY * (1 - Y^2): the
+    derivative comes from the cached output, with no call to tanh in the backward pass."""
 
     def forward(self, X: Array, *, train: bool) -> Array:
-        self._Y = np.tanh(X, out=X)
+        self._Y = write(X, "tanh", X)  # Y = tanh(X)                          (B, H)
         return self._Y
 
     def backward(self, dY: Array) -> Array:
         assert self._Y is not None, "backward before forward"
-        t = self._buf.get("t", *self._Y.shape)
-        np.multiply(self._Y, self._Y, out=t)  # Y^2
-        np.subtract(1.0, t, out=t)  # 1 - Y^2
-        dY *= t
+        t = write(self._buf.get("t", dY, self._Y.shape), "multiply", self._Y, self._Y)  # Y^2
+        write(t, "subtract", 1.0, t)  # 1 - Y^2                                (B, H)
+        dY *= t  # dX = dY * (1 - Y^2), in place                               (B, H)
         return dY
 
 
 class ReLU(_Activation):
-    """Y = max(X, 0), in place. dX = dY * [Y > 0]."""
+    """Y = max(X, 0), in place. dX = dY * [Y > 0] (the kink at 0 gets derivative 0)."""
 
     def forward(self, X: Array, *, train: bool) -> Array:
-        self._Y = np.maximum(X, 0.0, out=X)
+        self._Y = write(X, "maximum", X, 0.0)  # Y = max(X, 0)                 (B, H)
         return self._Y
 
     def backward(self, dY: Array) -> Array:
         assert self._Y is not None, "backward before forward"
-        n, width = self._Y.shape
-        mask = self._buf.get("mask", n, width, dtype=bool)
-        np.greater(self._Y, 0.0, out=mask)
-        dY *= mask
+        mask = self._buf.get("mask", dY, self._Y.shape, dtype="bool")
+        write(mask, "greater", self._Y, 0.0)  # [Y > 0]                         (B, H)
+        dY *= mask  # dX = dY * [Y > 0], in place                               (B, H)
         return dY
 
 
@@ -143,11 +151,14 @@ class Dropout:
     """Inverted dropout: in training Y = X * m / (1 - p) with m ~ Bernoulli(1 - p); at test Y = X.
 
     Scaling at training time keeps E[Y] = X, so nothing changes at test time. The mask comes from
-    the layer's own Generator, so the dropout stream is independent of the others. It is drawn as
-    16-bit integers u, four from each 64-bit output of the bit generator, and m = [u >= k] with
-    k = round(p * 2^16): half the cost of float32 uniforms (which take 32 bits each and one more
-    pass). The drop rate is therefore k / 2^16, within 2^-17 of p (0.2 -> 0.199997), and the scale
-    uses that exact rate, so E[Y] = X still holds exactly.
+    the layer's own Generator, so the dropout stream is independent of the others.
+
+    Plainly, the mask is ``m = rng.random(X.shape) >= p``. It is drawn here as 16-bit integers u,
+    four from each 64-bit output of the bit generator, and m = [u >= k] with k = round(p * 2^16):
+    half the cost of float32 uniforms (which take 32 bits each and one more pass). The drop rate
+    is therefore k / 2^16, within 2^-17 of p (0.2 -> 0.199997), and the scale uses that exact
+    rate, so E[Y] = X still holds exactly (tests/nn/test_layers.py compares the two). The mask is
+    drawn on the host and moved to the data's device, so a seed gives the same masks on a GPU.
     """
 
     def __init__(
@@ -161,27 +172,30 @@ class Dropout:
         self._scale = 65536 / (65536 - self._threshold)  # 1 / (1 - k / 2^16)
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
-        self._buf = Buffers(dtype)
+        self._buf = Buffers()
         self._mask: Array | None = None
+
+    def draw_keep(self, shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+        """[u >= k] for uniform 16-bit u, on the host: 1 with probability 1 - k / 2^16."""
+        n, width = shape
+        words = self.rng.bit_generator.random_raw(-(-n * width // 4))  # ceil(n w / 4) uint64
+        u = words.view(np.uint16)[: n * width].reshape(n, width)  # uniform on [0, 2^16)
+        keep = self._buf.get("keep", u, shape, dtype="bool")
+        return np.greater_equal(u, self._threshold, out=keep)
 
     def forward(self, X: Array, *, train: bool) -> Array:
         if not train or self.p == 0.0:
             self._mask = None
             return X
-        n, width = X.shape
-        words = self.rng.bit_generator.random_raw(-(-n * width // 4))  # ceil(n w / 4) uint64
-        u = words.view(np.uint16)[: n * width].reshape(n, width)  # uniform on [0, 2^16)
-        keep = self._buf.get("keep", n, width, dtype=bool)
-        np.greater_equal(u, self._threshold, out=keep)  # [u >= k]: 1 with probability 1 - k/2^16
-        m = self._buf.get("mask", n, width)
-        np.multiply(keep, m.dtype.type(self._scale), out=m)  # m / (1 - p)
+        keep = like(self.draw_keep(X.shape), X)  # (B, H), on X's device
+        m = write(self._buf.get("mask", X, X.shape), "multiply", keep, self._scale)  # m/(1-p)
         self._mask = m
         # Not in place: X is the activation's cached output, which its backward still needs.
-        return np.multiply(X, m, out=self._buf.get("Y", n, width))
+        return write(self._buf.get("Y", X, X.shape), "multiply", X, m)  # Y = X m/(1-p)
 
     def backward(self, dY: Array) -> Array:
         if self._mask is not None:
-            dY *= self._mask  # dX = dY * m / (1 - p)
+            dY *= self._mask  # dX = dY * m / (1 - p)                            (B, H)
         return dY
 
     def __repr__(self) -> str:

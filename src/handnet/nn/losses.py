@@ -1,13 +1,34 @@
-"""Loss functions: fused softmax cross-entropy, and the L2 penalty on weight matrices."""
+"""Losses: softmax cross-entropy fused with its gradient, and the L2 penalty on weight matrices."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from handnet.nn.arrays import namespace, write
+
 Array = npt.NDArray[np.floating]
+
+
+def softmax(logits: Array) -> Array:
+    """p = exp(z - max z) / sum exp(z - max z), row by row, in place on ``logits`` (N, C).
+
+    Subtracting each row's max keeps exp() from overflowing and changes nothing mathematically.
+    """
+    xp = namespace(logits)
+    logits -= xp.max(logits, axis=1, keepdims=True)  # z - max z, each row's max is 0
+    write(logits, "exp", logits)  # e = exp(z - max z)                       (N, C)
+    logits /= xp.sum(logits, axis=1, keepdims=True)  # p = e / sum e            (N, C)
+    return logits
+
+
+def one_hot(y: Any, n_classes: int, ref: Any) -> Any:
+    """Y[n, c] = 1 if y_n = c else 0, (N, C), in ``ref``'s library and dtype."""
+    xp = namespace(ref)
+    return xp.astype(y[:, None] == xp.arange(n_classes, device=y.device), ref.dtype)
 
 
 def softmax_cross_entropy(logits: Array, y: npt.NDArray[np.integer]) -> tuple[float, Array]:
@@ -18,18 +39,20 @@ def softmax_cross_entropy(logits: Array, y: npt.NDArray[np.integer]) -> tuple[fl
     dL/dz = (p - onehot(y)) / N                                   (N, C)
 
     Softmax and cross-entropy are fused because the gradient of the pair is this simple difference,
-    while the softmax Jacobian alone is a dense C x C matrix per sample. Subtracting the row max
-    keeps exp() from overflowing and changes nothing mathematically.
+    while the softmax Jacobian alone is a dense C x C matrix per sample. ``logits`` is left as
+    it was; the gradient is a new array.
     """
-    N = logits.shape[0]
-    rows = np.arange(N)
-    z = logits - logits.max(axis=1, keepdims=True)  # (N, C), each row's max is 0
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)  # (N, 1)
-    loss = float(np.log(s[:, 0]).sum() - z[rows, y].sum()) / N  # -log p_y = log sum e - z_y
-    e /= s  # p
-    e[rows, y] -= 1.0  # p - onehot
-    e *= 1.0 / N
+    xp = namespace(logits)
+    N, C = logits.shape
+    z = logits - xp.max(logits, axis=1, keepdims=True)  # (N, C), each row's max is 0
+    e = xp.exp(z)  # (N, C)
+    s = xp.sum(e, axis=1, keepdims=True)  # (N, 1)
+    Y = one_hot(y, C, z)  # (N, C)
+    # -log p_y = log sum_c e_c - z_y, averaged over the rows
+    loss = float(xp.sum(xp.log(s[:, 0])) - xp.sum(z * Y)) / N
+    e /= s  # p                                                              (N, C)
+    e -= Y  # p - onehot(y)
+    e *= 1.0 / N  # dL/dz = (p - onehot(y)) / N
     return loss, e
 
 
@@ -60,10 +83,10 @@ class L2Penalty:
         lam = self.weight_decay
         if lam == 0.0:
             return
-        if [s.shape for s in self._scratch] != [W.shape for W, _ in weights]:
-            self._scratch = [np.empty_like(W) for W, _ in weights]
+        if [(s.shape, type(s)) for s in self._scratch] != [(W.shape, type(W)) for W, _ in weights]:
+            self._scratch = [namespace(W).empty_like(W) for W, _ in weights]
         for (W, dW), s in zip(weights, self._scratch):
-            np.multiply(W, lam, out=s)
+            write(s, "multiply", W, lam)  # lambda W                         (n_in, n_out)
             dW += s  # dW += lambda W
 
     def value(self, weights: Sequence[tuple[Array, Array]]) -> float:
@@ -71,4 +94,4 @@ class L2Penalty:
         lam = self.weight_decay
         if lam == 0.0:
             return 0.0
-        return 0.5 * lam * sum(float(np.dot(W.reshape(-1), W.reshape(-1))) for W, _ in weights)
+        return 0.5 * lam * sum(float(namespace(W).sum(W * W)) for W, _ in weights)

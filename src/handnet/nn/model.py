@@ -1,12 +1,14 @@
-"""The network: an MLP as an ordered list of layers."""
+"""The network: an MLP as an ordered list of layers, and the one way to save and rebuild it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from handnet.nn.arrays import empty, like, to_numpy
 from handnet.nn.layers import ACTIVATIONS, Dense, Dropout, Layer
 
 Array = npt.NDArray[np.floating]
@@ -17,6 +19,7 @@ class MLP:
 
     Parameters are enumerated by ``parameters()`` under dotted keys (``layers.0.W``), the one way to
     reach the model's state: the optimizer, the model file and the gradient checks all use it.
+    The weights are NumPy arrays until `to` moves them to another array library (a GPU).
     """
 
     def __init__(
@@ -50,13 +53,14 @@ class MLP:
         first.needs_dX = False
 
     def forward(self, X: Array, *, train: bool = False) -> Array:
-        """Logits (N, n_out) for inputs (N, n_in). The result is a reused buffer: copy to keep it."""
+        """Logits (B, n_out) for inputs (B, n_in). The result is a reused buffer: copy to keep it."""
         for layer in self.layers:
-            X = layer.forward(X, train=train)
+            X = layer.forward(X, train=train)  # the next layer's input
         return X
 
     def backward(self, dlogits: Array) -> None:
-        """Back-propagate dL/dlogits (N, n_out), writing every layer's ``grads``."""
+        """Back-propagate dL/dlogits (B, n_out), writing every layer's ``grads``: each layer
+        turns dL/d(its output) into dL/d(its input), the chain rule applied layer by layer."""
         d: Array | None = dlogits
         for layer in reversed(self.layers):
             assert d is not None
@@ -78,29 +82,94 @@ class MLP:
 
     def weight_pairs(self) -> list[tuple[Array, Array]]:
         """(W, dW) for every weight matrix: what L2 regularization applies to (not biases)."""
-        return [
-            (layer.params["W"], layer.grads["W"])
-            for layer in self.layers
-            if isinstance(layer, Dense)
-        ]
+        return [(layer.params["W"], layer.grads["W"]) for layer in self.dense_layers()]
 
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
     def predict_logits(self, X: Array, batch_size: int = 2048) -> Array:
-        """Logits for any number of rows, computed in chunks, returned as a new array."""
-        out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
+        """Logits (N, n_out) for any number of rows, computed in chunks, returned as a new array."""
+        W = self.layers[-1].params["W"]
+        out = empty((X.shape[0], self.n_out), W)
         for i in range(0, X.shape[0], batch_size):
-            out[i : i + batch_size] = self.forward(X[i : i + batch_size], train=False)
+            out[i : i + batch_size, ...] = self.forward(X[i : i + batch_size, ...], train=False)
         return out
+
+    def to(self, ref: Any) -> MLP:
+        """Move every parameter and gradient to the array library and device of ``ref`` (a
+        CuPy array, a PyTorch tensor, or a NumPy array to come back); returns ``self``."""
+        for layer in self.layers:
+            for store in (layer.params, layer.grads):
+                for k, v in store.items():
+                    store[k] = like(to_numpy(v), ref)
+            layer._buf.clear()  # type: ignore[attr-defined]
+        return self
+
+    def config(self) -> dict[str, Any]:
+        """The architecture, as `from_state_dict` and the model file take it."""
+        return {
+            "n_in": self.n_in,
+            "hidden_sizes": list(self.hidden_sizes),
+            "n_out": self.n_out,
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter under its dotted key, as NumPy arrays (copied from a GPU if need be)."""
+        return {k: to_numpy(p) for k, p in self.parameters().items()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dtype: npt.DTypeLike = np.float32) -> MLP:
+        """A network of the architecture ``config`` (`MLP.config`), its weights not yet set."""
+        return cls(
+            int(config["n_in"]),
+            [int(h) for h in config["hidden_sizes"]],
+            int(config["n_out"]),
+            activation=str(config["activation"]),
+            dropout=float(config["dropout"]),  # unused at test time, but it keeps the layer keys
+            rng=np.random.default_rng(0),  # the weights are set by load_state_dict
+            dtype=dtype,
+        )
+
+    def load_state_dict(self, state: Mapping[str, npt.ArrayLike]) -> MLP:
+        """Copy ``state``'s arrays into the parameters; returns ``self``.
+
+        Raises ValueError naming the keys that are missing or extra, or the first key whose
+        shape differs, before any value is copied.
+        """
+        params = self.parameters()
+        missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        if missing or extra:
+            raise ValueError(
+                f"tensors do not match the architecture (missing {missing}, extra {extra})"
+            )
+        arrays = {k: np.asarray(state[k]) for k in params}
+        for k, p in params.items():
+            if arrays[k].shape != p.shape:
+                raise ValueError(
+                    f"tensor {k} has shape {arrays[k].shape}, the architecture needs {p.shape}"
+                )
+        for k, p in params.items():
+            p[...] = like(arrays[k].astype(self.dtype), p)
+        return self
+
+    @classmethod
+    def from_state_dict(
+        cls,
+        config: Mapping[str, Any],
+        state: Mapping[str, npt.ArrayLike],
+        dtype: npt.DTypeLike = np.float32,
+    ) -> MLP:
+        """The network of ``config`` with the weights of ``state``, in ``dtype``: how a model
+        file, a checkpoint and the scikit-learn estimator rebuild a network."""
+        return cls.from_config(config, dtype).load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"MLP([{', '.join(map(repr, self.layers))}])"
 
 
-def softmax(logits: Array) -> Array:
-    """p = exp(z - max z) / sum exp(z - max z), row-wise, in place."""
-    logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
+def count_parameters(config: Mapping[str, Any]) -> int:
+    """Weights and biases of the network ``config`` describes: sum over layers of (a + 1) b."""
+    sizes = [int(config["n_in"]), *map(int, config["hidden_sizes"]), int(config["n_out"])]
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from handnet.nn.arrays import like, namespace, to_numpy
+
 Array = npt.NDArray[np.floating]
 
 
@@ -33,7 +35,7 @@ class SGD:
             raise ValueError("nesterov needs a momentum > 0")
         self.momentum = momentum
         self.nesterov = nesterov
-        self.velocity = {k: np.zeros_like(p) for k, p in params.items()}
+        self.velocity = {k: namespace(p).zeros_like(p) for k, p in params.items()}  # v_0 = 0
 
     def step(self, params: Mapping[str, Array], grads: Mapping[str, Array], lr: float) -> None:
         """Update ``params`` in place. ``grads`` is used as scratch (overwritten with -lr g)."""
@@ -48,3 +50,8 @@ class SGD:
                 w += g  # w <- w + mu v - lr g
             else:
                 w += v  # w <- w + v
+
+    def to(self, ref: object) -> SGD:
+        """Move the velocity to the array library and device of ``ref``, as `MLP.to` does."""
+        self.velocity = {k: like(to_numpy(v), ref) for k, v in self.velocity.items()}
+        return self

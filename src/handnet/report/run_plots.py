@@ -20,7 +20,7 @@ import numpy.typing as npt
 from handnet.errors import ModelFileError
 from handnet.files import atomic_write_bytes
 from handnet.nn.layers import ReLU, Tanh
-from handnet.nn.model import softmax
+from handnet.nn.losses import softmax
 from handnet.report import plots
 from handnet.train.classifier import Classifier
 from handnet.train.heldout import data_source

@@ -25,6 +25,7 @@ from safetensors.numpy import save as st_save
 from handnet.data import Dataset
 from handnet.errors import CheckpointError, ConfigError
 from handnet.files import atomic_write_bytes
+from handnet.nn.arrays import to_numpy
 from handnet.train.config import Rngs, TrainConfig
 from handnet.train.fit import EpochCursor, TrainState
 from handnet.train.modelfile import CHECKPOINT_FORMAT, load_tensors, read_bytes, read_header
@@ -66,8 +67,10 @@ def restore_rng_states(rngs: Rngs, states: dict[str, Any]) -> None:
 
 
 def checkpoint_bytes(state: TrainState, cfg: TrainConfig, data: dict[str, Any]) -> bytes:
-    tensors = {f"params.{k}": np.ascontiguousarray(v) for k, v in state.model.parameters().items()}
-    tensors |= {f"velocity.{k}": np.ascontiguousarray(v) for k, v in state.opt.velocity.items()}
+    tensors = {f"params.{k}": np.ascontiguousarray(v) for k, v in state.model.state_dict().items()}
+    tensors |= {
+        f"velocity.{k}": np.ascontiguousarray(to_numpy(v)) for k, v in state.opt.velocity.items()
+    }
     cursor = None
     if state.cursor is not None:
         c = state.cursor

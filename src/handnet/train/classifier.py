@@ -12,7 +12,8 @@ import numpy.typing as npt
 from handnet.data.geometry import PLAIN, Geometry
 from handnet.data.split import Normalization, finite_rows, to_unit
 from handnet.errors import DatasetError
-from handnet.nn.model import MLP, softmax
+from handnet.nn.losses import softmax
+from handnet.nn.model import MLP
 
 Array = npt.NDArray[np.floating]
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from handnet.data import Dataset
 from handnet.errors import TrainingDiverged
+from handnet.nn.arrays import namespace, to_numpy
 from handnet.nn.losses import L2Penalty, softmax_cross_entropy
 from handnet.nn.model import MLP
 from handnet.nn.optim import SGD
@@ -51,6 +52,16 @@ class EpochCursor:
     correct: int  # seen rows classified correctly
     reg: float  # the L2 term of the last step
     seconds: float  # time spent in this epoch so far
+
+    @classmethod
+    def start(cls, perm: npt.NDArray[np.int64]) -> EpochCursor:
+        return cls(perm, 0, 0.0, 0, 0.0, 0.0)
+
+    def add(self, loss: float, correct: int, n: int) -> None:
+        """Count one more batch of ``n`` rows."""
+        self.loss_sum += loss * n
+        self.correct += correct
+        self.next_batch += 1
 
 
 @dataclass
@@ -103,12 +114,26 @@ def evaluate_logits(logits: Array, y: npt.NDArray[np.integer]) -> Evaluation:
 
 def evaluate(model: MLP, X: Array, y: npt.NDArray[np.integer]) -> Evaluation:
     """Loss, accuracy and confusion matrix of ``model`` on standardized inputs (eval mode)."""
-    return evaluate_logits(model.predict_logits(X), y)
+    return evaluate_logits(to_numpy(model.predict_logits(X)), to_numpy(y))
 
 
 EpochCallback = Callable[[TrainState, dict[str, float]], None]
 # (X_train, perm, batch_size) -> the epoch's input batches in order, e.g. augmented ones.
 BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Generator[Array, None, None]]
+
+
+def train_step(
+    model: MLP, opt: SGD, l2: L2Penalty, X: Array, y: npt.NDArray[np.integer], lr: float
+) -> tuple[float, int]:
+    """One step of minibatch SGD on the batch (X, y); returns its mean loss and correct count."""
+    logits = model.forward(X, train=True)  # (B, C)
+    xp = namespace(logits)
+    correct = int(xp.sum(xp.argmax(logits, axis=1) == y))  # before the update, as in the loss
+    loss, dlogits = softmax_cross_entropy(logits, y)  # L and dL/dlogits (B, C)
+    model.backward(dlogits)  # dL/dW, dL/db of every layer
+    l2.add_gradient(model.weight_pairs())  # dW += lambda W
+    opt.step(model.parameters(), model.gradients(), lr)  # w <- w + v
+    return loss, correct
 
 
 def fit(
@@ -129,130 +154,154 @@ def fit(
     ones (labels still follow ``perm``). Raises `TrainingDiverged` as soon as the loss or, at an
     epoch's end, a weight is not finite.
     """
-    model, opt = state.model, state.opt
-    X_train, y_train = data.X_train, data.y_train
-    N, D = X_train.shape
-    bs = min(cfg.batch_size, N)  # a batch larger than the training set is the whole set
-    steps_per_epoch = math.ceil(N / bs)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    params, grads, weights = model.parameters(), model.gradients(), model.weight_pairs()
+    plan = Plan.of(cfg, len(data.y_train))
     l2 = L2Penalty(cfg.weight_decay)
-    xb = np.empty((bs, D), dtype=X_train.dtype)  # the batch is gathered here, never reallocated
-    yb = np.empty(bs, dtype=y_train.dtype)
-
     # Overflow to inf/NaN is detected and reported below; NumPy need not warn about it too.
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(state.epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            start, cur = 0, state.cursor
-            if cur is not None:  # continue inside an interrupted epoch
-                perm, start, loss_sum, correct, reg = (
-                    cur.perm,
-                    cur.next_batch,
-                    cur.loss_sum,
-                    cur.correct,
-                    cur.reg,
-                )
-                t0 -= cur.seconds
-                state.cursor = None
-            else:
-                perm = state.rngs.shuffle.permutation(N)
-                loss_sum, correct, reg = 0.0, 0, 0.0
-            # The batches of this epoch from `start` on: a resumed epoch continues mid-way.
-            batches = batch_source(X_train, perm[start * bs :], bs) if batch_source else None
-            bar = tqdm(
-                total=steps_per_epoch,
-                initial=start,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="batch",
-                leave=False,
-                disable=True
-                if not progress
-                else None,  # None: no bar when stderr is not a terminal
-                dynamic_ncols=True,
-            )
-            for i in range(start, steps_per_epoch):
-                idx = perm[i * bs : (i + 1) * bs]
-                n = len(idx)
-                if batches is None:
-                    X = np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")  # (n, D)
-                else:
-                    X = next(batches)
-                y = np.take(y_train, idx, out=yb[:n], mode="clip")  # (n,)
-                lr = warmup_cosine(
-                    state.step,
-                    base_lr=cfg.lr,
-                    warmup_steps=warmup_steps,
-                    total_steps=total_steps,
-                    min_lr=cfg.min_lr,
-                )
-                logits = model.forward(X, train=True)  # (n, C)
-                correct += int((logits.argmax(axis=1) == y).sum())
-                loss, dlogits = softmax_cross_entropy(logits, y)
-                if not math.isfinite(loss):
-                    bar.close()
-                    raise TrainingDiverged(
-                        f"loss became {loss} at epoch {epoch + 1}, step {state.step} (lr {lr:.4g}); "
-                        "try a smaller --lr or a longer --warmup-epochs"
-                    )
-                loss_sum += loss * n
-                model.backward(dlogits)
-                l2.add_gradient(weights)  # dW += lambda W
-                if i == steps_per_epoch - 1:  # the L2 term of the loss, for the epoch's record
-                    reg = l2.value(weights)
-                opt.step(params, grads, lr)
+            ep = state.cursor or EpochCursor.start(state.rngs.shuffle.permutation(plan.n))
+            state.cursor, t0 = None, time.perf_counter() - ep.seconds
+            bar = _bar(progress, epoch, cfg.epochs, plan.steps_per_epoch, ep.next_batch)
+            batches = _batches(data, ep, plan.batch_size, batch_source)
+            for i, (X, y) in enumerate(batches, start=ep.next_batch):
+                lr = plan.lr(state.step)
+                if i == plan.steps_per_epoch - 1:  # the L2 term of the loss, for the record
+                    ep.reg = l2.value(state.model.weight_pairs())
+                loss, correct = train_step(state.model, state.opt, l2, X, y, lr)
+                _check_loss(loss, epoch, state.step, lr, bar)
+                ep.add(loss, correct, len(y))
                 state.step += 1
-                if progress and (i % 25 == 0 or i == steps_per_epoch - 1):
-                    seen = i * bs + n
-                    bar.set_postfix(
-                        loss=f"{loss_sum / seen:.4f}",
-                        acc=f"{correct / seen:.2%}",
-                        img_s=f"{seen / (time.perf_counter() - t0):,.0f}",
-                        refresh=False,
-                    )
-                bar.update(1)
-                if stop is not None and i + 1 < steps_per_epoch and stop():
+                seen = i * plan.batch_size + len(y)  # rows of this epoch so far
+                _show(bar, ep, seen, t0, i, plan.steps_per_epoch, progress)
+                if stop is not None and i + 1 < plan.steps_per_epoch and stop():
                     bar.close()
-                    if batches is not None:  # now, before the caller saves the random streams:
-                        batches.close()  # a prefetching source rewinds what it drew ahead
-                    state.cursor = EpochCursor(
-                        perm, i + 1, loss_sum, correct, reg, time.perf_counter() - t0
-                    )
+                    batches.close()  # now, before the caller saves the random streams: a
+                    ep.seconds = time.perf_counter() - t0  # prefetching source rewinds
+                    state.cursor = ep
                     return state.history
             bar.close()
-            seconds = time.perf_counter() - t0
-            for k, p in params.items():
-                if not np.all(np.isfinite(p)):
-                    raise TrainingDiverged(
-                        f"weights {k} became non-finite in epoch {epoch + 1} (step {state.step}, lr {lr:.4g})"
-                    )
-            val = evaluate(model, data.X_val, data.y_val) if len(data.y_val) else None
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / N + reg,
-                "train_acc": correct / N,
-                "val_loss": val.loss if val else float("nan"),
-                "val_acc": val.accuracy if val else float("nan"),
-                "lr": lr,
-                "seconds": seconds,
-            }
-            state.history.append(record)
-            state.epoch = epoch + 1
+            record = _end_epoch(state, data, ep, lr, time.perf_counter() - t0, plan.n)
             if progress:
-                held_out = (
-                    f"val_loss {val.loss:.4f}  val_acc {val.accuracy:.2%}  "
-                    if val
-                    else "no validation  "
-                )
-                tqdm.write(
-                    f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
-                    f"acc {record['train_acc']:.2%}  {held_out}"
-                    f"lr {lr:.3g}  {seconds:.1f}s ({N / seconds:,.0f} img/s)",
-                    file=sys.stderr,
-                )
+                tqdm.write(_epoch_line(record, cfg.epochs, plan.n), file=sys.stderr)
             for cb in callbacks:
                 cb(state, record)
             if stop is not None and state.epoch < cfg.epochs and stop():
                 break
     return state.history
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The step counts of a run and its learning rate at each step."""
+
+    cfg: TrainConfig
+    n: int  # training rows
+    batch_size: int  # a batch larger than the training set is the whole set
+    steps_per_epoch: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, n: int) -> Plan:
+        bs = min(cfg.batch_size, n)
+        return cls(cfg, n, bs, math.ceil(n / bs))
+
+    def lr(self, step: int) -> float:
+        """The schedule, a pure function of the step (handnet.nn.schedules)."""
+        return warmup_cosine(
+            step,
+            base_lr=self.cfg.lr,
+            warmup_steps=round(self.cfg.warmup_epochs * self.steps_per_epoch),
+            total_steps=self.cfg.epochs * self.steps_per_epoch,
+            min_lr=self.cfg.min_lr,
+        )
+
+
+def _batches(
+    data: Dataset, ep: EpochCursor, bs: int, source: BatchSource | None
+) -> Generator[tuple[Array, npt.NDArray[np.integer]], None, None]:
+    """The epoch's batches from ``ep.next_batch`` on, gathered into buffers allocated once (or
+    drawn from ``source``, e.g. augmented); closing this closes the source too."""
+    X_train, y_train = data.X_train, data.y_train
+    rest = ep.perm[ep.next_batch * bs :]  # a resumed epoch continues mid-way
+    xb = np.empty((bs, X_train.shape[1]), dtype=X_train.dtype)  # (B, D), never reallocated
+    yb = np.empty(bs, dtype=y_train.dtype)
+    inputs = source(X_train, rest, bs) if source else None
+    try:
+        for start in range(0, len(rest), bs):
+            idx = rest[start : start + bs]
+            n = len(idx)
+            X = next(inputs) if inputs else np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")
+            yield X, np.take(y_train, idx, out=yb[:n], mode="clip")
+    finally:
+        if inputs is not None:
+            inputs.close()
+
+
+def _check_loss(loss: float, epoch: int, step: int, lr: float, bar: tqdm) -> None:
+    if not math.isfinite(loss):
+        bar.close()
+        raise TrainingDiverged(
+            f"loss became {loss} at epoch {epoch + 1}, step {step} (lr {lr:.4g}); "
+            "try a smaller --lr or a longer --warmup-epochs"
+        )
+
+
+def _bar(progress: bool, epoch: int, epochs: int, total: int, initial: int) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        unit="batch",
+        leave=False,
+        disable=True if not progress else None,  # None: no bar when stderr is not a terminal
+        dynamic_ncols=True,
+    )
+
+
+def _show(
+    bar: tqdm, ep: EpochCursor, seen: int, t0: float, i: int, steps: int, progress: bool
+) -> None:
+    if progress and (i % 25 == 0 or i == steps - 1):
+        bar.set_postfix(
+            loss=f"{ep.loss_sum / seen:.4f}",
+            acc=f"{ep.correct / seen:.2%}",
+            img_s=f"{seen / (time.perf_counter() - t0):,.0f}",
+            refresh=False,
+        )
+    bar.update(1)
+
+
+def _end_epoch(
+    state: TrainState, data: Dataset, ep: EpochCursor, lr: float, seconds: float, n: int
+) -> dict[str, float]:
+    """Check the weights, score the validation split, and append the epoch's record."""
+    for k, p in state.model.parameters().items():
+        if not bool(namespace(p).all(namespace(p).isfinite(p))):
+            raise TrainingDiverged(
+                f"weights {k} became non-finite in epoch {state.epoch + 1} (step {state.step}, lr {lr:.4g})"
+            )
+    val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
+    record = {
+        "epoch": state.epoch + 1,
+        "train_loss": ep.loss_sum / n + ep.reg,
+        "train_acc": ep.correct / n,
+        "val_loss": val.loss if val else float("nan"),
+        "val_acc": val.accuracy if val else float("nan"),
+        "lr": lr,
+        "seconds": seconds,
+    }
+    state.history.append(record)
+    state.epoch += 1
+    return record
+
+
+def _epoch_line(r: dict[str, float], epochs: int, n: int) -> str:
+    held_out = (
+        f"val_loss {r['val_loss']:.4f}  val_acc {r['val_acc']:.2%}  "
+        if not math.isnan(r["val_acc"])
+        else "no validation  "
+    )
+    return (
+        f"epoch {int(r['epoch']):>3}/{epochs}  loss {r['train_loss']:.4f}  "
+        f"acc {r['train_acc']:.2%}  {held_out}"
+        f"lr {r['lr']:.3g}  {r['seconds']:.1f}s ({n / r['seconds']:,.0f} img/s)"
+    )

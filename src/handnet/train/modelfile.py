@@ -26,7 +26,7 @@ from handnet.data.geometry import Geometry
 from handnet.data.split import Normalization
 from handnet.errors import ConfigError, HandnetError, ModelFileError
 from handnet.files import atomic_write_bytes
-from handnet.nn.model import MLP
+from handnet.nn.model import MLP, count_parameters
 from handnet.train.classifier import Classifier
 from handnet.version import __version__
 
@@ -45,26 +45,16 @@ SCALAR_METRICS = frozenset(
 )
 
 
-def _architecture(net: MLP) -> dict[str, Any]:
-    return {
-        "n_in": net.n_in,
-        "hidden_sizes": list(net.hidden_sizes),
-        "n_out": net.n_out,
-        "activation": net.activation,
-        "dropout": net.dropout,
-    }
-
-
 def model_bytes(clf: Classifier) -> bytes:
     """The safetensors encoding of a classifier (weights + JSON metadata)."""
-    tensors = {k: np.ascontiguousarray(v) for k, v in clf.net.parameters().items()}
+    tensors = {k: np.ascontiguousarray(v) for k, v in clf.net.state_dict().items()}
     for k, v in tensors.items():
         if not np.all(np.isfinite(v)):
             raise HandnetError(f"refusing to save a model with non-finite weights ({k})")
     meta = {
         **clf.meta,
         "format_version": 3 if not clf.pixels else 2 if clf.geometry.width else 1,
-        "architecture": _architecture(clf.net),
+        "architecture": clf.net.config(),
         "normalization": {
             "mean": clf.norm.mean,
             "std": clf.norm.std,
@@ -221,22 +211,19 @@ def load_model(path: str | Path) -> Classifier:
     tensors = load_tensors(path, raw)
     try:
         arch = meta["architecture"]
-        sizes = [int(arch["n_in"]), *(int(h) for h in arch["hidden_sizes"]), int(arch["n_out"])]
         # Check the size before allocating: a tampered header must not make us build a huge net.
-        needed = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-        held = sum(t.size for t in tensors.values())
+        needed, held = count_parameters(arch), sum(t.size for t in tensors.values())
+        sizes = [int(arch["n_in"]), *(int(h) for h in arch["hidden_sizes"]), int(arch["n_out"])]
         if min(sizes) < 1 or needed != held:
             raise ModelFileError(
                 f"{path}: architecture {sizes} needs {needed} parameters, the file holds {held}"
             )
-        net = MLP(
-            sizes[0],
-            sizes[1:-1],
-            sizes[-1],
-            activation=str(arch["activation"]),
-            dropout=float(arch["dropout"]),
-            rng=np.random.default_rng(0),  # the values are overwritten below
-        )
+        for k, t in tensors.items():  # before the values are used
+            if t.dtype != np.float32:
+                raise ModelFileError(f"{path}: tensor {k} has dtype {t.dtype}, expected float32")
+            if not np.all(np.isfinite(t)):
+                raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
+        net = MLP.from_config(arch)
         norm = Normalization(
             float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
         )
@@ -267,21 +254,8 @@ def load_model(path: str | Path) -> Classifier:
         )
     if len(classes) != net.n_out:
         raise ModelFileError(f"{path}: {len(classes)} class names for {net.n_out} outputs")
-    params = net.parameters()
-    missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
-    if missing or extra:
-        raise ModelFileError(
-            f"{path}: tensors do not match the architecture (missing {missing}, extra {extra})"
-        )
-    for k, p in params.items():
-        t = tensors[k]
-        if t.shape != p.shape:
-            raise ModelFileError(
-                f"{path}: tensor {k} has shape {t.shape}, the architecture needs {p.shape}"
-            )
-        if t.dtype != p.dtype:
-            raise ModelFileError(f"{path}: tensor {k} has dtype {t.dtype}, expected {p.dtype}")
-        if not np.all(np.isfinite(t)):
-            raise ModelFileError(f"{path}: tensor {k} holds NaN or inf")
-        p[...] = t
+    try:
+        net.load_state_dict(tensors)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}") from None
     return Classifier(net, norm, classes, image_shape, meta, geometry=geometry, pixels=pixels)

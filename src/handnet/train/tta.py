@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from handnet.data.augment import Augmenter, AugmentSpec
 from handnet.errors import ConfigError, ModelFileError
-from handnet.nn.model import softmax
+from handnet.nn.losses import softmax
 from handnet.train.classifier import Classifier
 from handnet.train.config import TrainConfig
 

@@ -1,0 +1,90 @@
+"""What differs between array libraries, in one place, so that the math reads like NumPy.
+
+handnet.nn takes its array namespace from the data, the way scikit-learn's ``array_api_dispatch``
+does: NumPy arrays in, NumPy (the default and the reference); CuPy or PyTorch tensors in
+(autograd off: they are used as plain arrays), the same code runs on them. The Python array API
+standard covers almost everything the network does. What it lacks lives here:
+
+- ``out=`` buffers. NumPy writes a result into a preallocated array (``np.matmul(X, W, out=Y)``),
+  which is what keeps a training step free of allocations. The standard has no ``out=``, so
+  `write` computes the result and copies it in for the other libraries.
+- Random numbers. The standard has none. Dropout masks and initial weights are drawn from NumPy
+  Generators on the host and moved to the data's device (`like`), so a seed means the same
+  masks and weights on every library.
+- Moving between libraries (`to_numpy`, `like`).
+
+NumPy arrays never reach ``array_api_compat``: the NumPy path imports NumPy alone.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+def namespace(*arrays: Any) -> ModuleType:
+    """The array library of ``arrays``: ``numpy`` itself for NumPy arrays, else the array-API
+    namespace that ``array_api_compat`` gives (CuPy, PyTorch, array-api-strict, ...)."""
+    if all(isinstance(a, np.ndarray | np.generic) for a in arrays):
+        return np
+    import array_api_compat  # only for arrays of another library
+
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device(x: Any) -> Any:
+    """The device ``x`` lives on ("cpu" for NumPy)."""
+    if isinstance(x, np.ndarray):
+        return "cpu"
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def write(out: Any, fn: str, *args: Any, **kwargs: Any) -> Any:
+    """``out[...] = xp.<fn>(*args)`` without a temporary where the library allows it.
+
+    NumPy: ``np.<fn>(*args, out=out)``, written in place. Other libraries compute the result
+    and copy it in. Returns ``out``.
+    """
+    xp = namespace(out)
+    if xp is np:
+        return getattr(np, fn)(*args, out=out, **kwargs)
+    # Python numbers as 0-d arrays of out's dtype: the standard's functions take arrays.
+    args = tuple(
+        xp.asarray(a, dtype=out.dtype, device=device(out)) if isinstance(a, float | int) else a
+        for a in args
+    )
+    out[...] = getattr(xp, fn)(*args, **kwargs)
+    return out
+
+
+def like(x: Any, ref: Any) -> Any:
+    """``x`` (a NumPy array) as an array of ``ref``'s library, on ``ref``'s device."""
+    xp = namespace(ref)
+    if xp is np:
+        return x
+    return xp.asarray(x, device=device(ref))
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy array with the values of ``x``, copied to the host if it lives on a GPU."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get"):  # CuPy
+        return np.asarray(x.get())
+    if hasattr(x, "detach"):  # PyTorch
+        return np.asarray(x.detach().cpu().numpy())
+    return np.asarray(np.from_dlpack(x))  # array-api-strict and other DLPack libraries
+
+
+def empty(shape: tuple[int, ...], ref: Any, dtype: str | None = None) -> Any:
+    """An uninitialized array of ``shape`` in ``ref``'s library and device, with ``ref``'s dtype
+    or the one named (``"bool"``)."""
+    xp = namespace(ref)
+    if xp is np:
+        return np.empty(shape, dtype=ref.dtype if dtype is None else np.dtype(dtype))
+    kind = ref.dtype if dtype is None else getattr(xp, dtype)
+    return xp.empty(shape, dtype=kind, device=device(ref))
