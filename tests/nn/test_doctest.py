@@ -9,5 +9,5 @@ import handnet.nn
 
 def test_package_docstring_trains_a_network() -> None:
     result = doctest.testmod(handnet.nn, verbose=False)
-    assert result.attempted >= 15  # the example's lines ran
+    assert result.attempted >= 10  # every statement of the example ran (the loop is one)
     assert result.failed == 0
