@@ -1,8 +1,8 @@
 """A search study's page: leaderboard, search plots, and the best run's own page, linked.
 
-``handnet report --study NAME`` writes ``<runs>/<study>/report.html`` with the same template as a
-run's page (`handnet.report.html.render_page`), and ``best-report.html`` beside it: the full run page of
-the best trial's model. The best model is evaluated on the test set once (`finalize_best`).
+``handnet report --study NAME`` writes ``<runs>/<study>/report.html`` from the template
+``study.html``, which extends the run page's ``base.html`` (`handnet.report.html.render`), and
+``best-report.html`` beside it: the full run page of the best trial's model. The best model is evaluated on the test set once (`finalize_best`).
 Failed trials are listed under the ranked ones, greyed, with their reason.
 """
 
@@ -46,13 +46,10 @@ _PLOTS = (
 )
 
 
-def _leaderboard(study: optuna.Study, top: int) -> str:
+def _leaderboard(study: optuna.Study, top: int) -> dict[str, Any]:
     """The ``top`` completed trials, ranked, then every failed trial, greyed, with its reason."""
     ranks = ranked(study)[:top]
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    empty = "" if ranks else "<p>No completed trial yet.</p>"
-    if not failed and not ranks:
-        return empty
     names = list(dict.fromkeys(n for t in ranks + failed for n in t.params))
     rows = [
         [
@@ -67,15 +64,17 @@ def _leaderboard(study: optuna.Study, top: int) -> str:
         for i, t in enumerate(ranks + failed)
     ]
     header = ["rank", "trial", "state", "validation", *names, "seconds", "why it failed"]
-    numeric = [j for j, h in enumerate(header) if h not in ("state", "why it failed")]
-    failed_rows = range(len(ranks), len(rows))
-    return empty + report.table(rows, header, numeric, muted=failed_rows)
+    return {
+        "n_ranked": len(ranks),
+        "leaderboard": rows,
+        "header": header,
+        "numeric": [j for j, h in enumerate(header) if h not in ("state", "why it failed")],
+        "muted": range(len(ranks), len(rows)),
+    }
 
 
-def _best_section(record: dict[str, Any] | None, link: str | None) -> str:
-    if record is None:
-        return "<p>No completed trial yet.</p>"
-    rows = [
+def _best_rows(record: dict[str, Any]) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [
         ("trial", record["trial"]),
         ("validation accuracy (chosen on this)", f"{record['val_accuracy']:.2%}"),
     ]
@@ -83,13 +82,7 @@ def _best_section(record: dict[str, Any] | None, link: str | None) -> str:
         rows.append(("test accuracy (evaluated once)", f"{record['test_accuracy']:.2%}"))
     rows.append(("model", record["best"] or record["model"]))
     rows += [(f"param {k}", fmt_param(v)) for k, v in record["params"].items()]
-    if "missing" in record:
-        note = f"<p>The best trial's page is not here: {report.esc(record['missing'])}.</p>"
-    elif link:
-        note = f'<p><a href="{report.esc(link)}">The best run\'s own page</a> (curves, weights, mistakes).</p>'
-    else:
-        note = ""
-    return note + report.table(rows)
+    return rows
 
 
 def study_report(
@@ -104,22 +97,25 @@ def study_report(
         summary.append(("best validation", f"{record['val_accuracy']:.2%}"))
     if record and "test_accuracy" in record:
         summary.append(("its test accuracy", f"{record['test_accuracy']:.2%}"))
-    sections = [
-        report.Section("leaderboard", "Leaderboard", _leaderboard(study, top)),
-        report.Section("best", "Best trial", _best_section(record, link)),
-    ]
-    if ranked(study):
-        figures = "".join(
+    figures = (
+        [
             report.png_figure(name, title, caption, png_bytes(make(study)))
             for name, title, make, caption in _PLOTS
-        )
-        sections.append(report.Section("plots", "Search plots", figures))
-    return report.render_page(
-        f"study {study.study_name}",
-        "A handnet hyperparameter search: every trial chosen on validation accuracy; only the best "
-        "model is evaluated on the test set, once.",
-        summary,
-        sections,
+        ]
+        if ranked(study)
+        else []
+    )
+    return report.render(
+        "study.html",
+        title=f"study {study.study_name}",
+        subtitle="A handnet hyperparameter search: every trial chosen on validation accuracy; only "
+        "the best model is evaluated on the test set, once.",
+        summary=summary,
+        **_leaderboard(study, top),
+        best=None if record is None else _best_rows(record),
+        missing=(record or {}).get("missing"),
+        link=link,
+        figures=figures,
     )
 
 
