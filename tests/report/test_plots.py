@@ -111,6 +111,13 @@ def test_each_plot_is_a_non_blank_png_of_its_size(
     assert_real_png(plots.png_bytes(fig), size)
 
 
+def test_png_bytes_renders_at_the_dpi_asked_and_takes_figures_made_without_a_canvas() -> None:
+    assert png_size(plots.png_bytes(plots.plot_loss(history()), dpi=50)) == (400, 250)
+    bare = Figure(figsize=(3, 2))  # as the search draws its figures: no Agg canvas attached
+    bare.add_subplot().plot([0, 1], [1, 0])
+    assert png_size(plots.png_bytes(bare, dpi=110)) == (330, 220)
+
+
 def test_curves_have_labelled_axes_and_legends() -> None:
     for fig in (plots.plot_loss(history()), plots.plot_accuracy(history())):
         ax = fig.axes[0]

@@ -2,8 +2,8 @@
 
 Every function takes plain arrays (or the stored history/config) and returns a matplotlib
 `Figure` built with the object-oriented API on the Agg canvas: no pyplot, no global state, no
-display. `png_bytes` renders a figure (then frees it); sizes are fixed (``figsize * DPI`` pixels)
-and `constrained` layout keeps titles and labels inside the canvas.
+display. `png_bytes` renders a figure, ours or the search's (then frees it); sizes are fixed
+(``figsize * DPI`` pixels) and `constrained` layout keeps titles and labels inside the canvas.
 """
 
 from __future__ import annotations
@@ -70,11 +70,14 @@ def new_figure(size: tuple[float, float]) -> Figure:
     return fig
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """Render ``fig`` as PNG at its own size (no tight bbox: the pixel size is figsize * DPI)."""
+def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
+    """Render ``fig`` as PNG, then free it. No tight bbox: the pixel size is figsize * dpi. The
+    run's figures come from `new_figure`; one made elsewhere (the search's) gets an Agg canvas."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # attaches itself to the figure
     buf = io.BytesIO()
     with _style():
-        fig.savefig(buf, format="png", dpi=DPI)
+        fig.savefig(buf, format="png", dpi=dpi)
     fig.clear()
     return buf.getvalue()
 

@@ -1,39 +1,23 @@
-"""A picture of what augmentation does: originals and augmented copies side by side, as a PNG.
-
-The PNG writer is the format's minimum (8-bit grayscale, one IDAT chunk, filter 0 per row), so
-no imaging library is needed.
-"""
+"""A picture of what augmentation does: originals and augmented copies side by side, as a PNG."""
 
 from __future__ import annotations
 
+import io
 import math
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from handnet.files import atomic_write_bytes
 
 
-def png_bytes(gray: npt.NDArray[np.uint8]) -> bytes:
-    """An 8-bit grayscale PNG of a (H, W) uint8 array."""
-    h, w = gray.shape
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = np.zeros((h, w + 1), dtype=np.uint8)  # each row starts with filter type 0 (none)
-    rows[:, 1:] = gray
-    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit, grayscale, no interlace
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
-        + chunk(b"IEND", b"")
-    )
+def array_png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """A PNG of a (H, W) grayscale or (H, W, 3) RGB uint8 array, pixel for pixel."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def tile(images: npt.NDArray[np.floating], cols: int, pad: int = 2) -> npt.NDArray[np.uint8]:
@@ -63,4 +47,4 @@ def preview_grid(
 
 
 def write_preview(path: str | Path, grid: npt.NDArray[np.uint8]) -> Path:
-    return atomic_write_bytes(path, png_bytes(grid))
+    return atomic_write_bytes(path, array_png(grid))

@@ -9,21 +9,21 @@
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from pathlib import Path
 
 import optuna
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from handnet.files import atomic_write_bytes
+from handnet.report.plots import png_bytes
 
 _DONE, _PRUNED = "tab:blue", "0.6"
+DPI = 110  # the PNGs are figsize * DPI pixels
 
 
 def _points(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
@@ -177,13 +177,6 @@ def importances_figure(study: optuna.Study) -> Figure:
     return fig
 
 
-def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)  # attaches itself to the figure
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
 def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     figures = {
         "search-params.png": params_figure,
@@ -191,5 +184,6 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
         "search-importances.png": importances_figure,
     }
     return [
-        atomic_write_bytes(out_dir / name, png_bytes(make(study))) for name, make in figures.items()
+        atomic_write_bytes(out_dir / name, png_bytes(make(study), dpi=DPI))
+        for name, make in figures.items()
     ]

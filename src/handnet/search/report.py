@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 from handnet.files import atomic_write_text
 from handnet.report import html as report
+from handnet.report.plots import png_bytes
 from handnet.report.run_plots import draw, load_view
-from handnet.search.plots import history_figure, importances_figure, params_figure, png_bytes
+from handnet.search.plots import DPI, history_figure, importances_figure, params_figure
 from handnet.search.results import fail_reason, finalize_best, fmt_param, ranked, state_counts
 
 BEST_REPORT_NAME = "best-report.html"
@@ -99,7 +100,7 @@ def study_report(
         summary.append(("its test accuracy", f"{record['test_accuracy']:.2%}"))
     figures = (
         [
-            report.png_figure(name, title, caption, png_bytes(make(study)))
+            report.png_figure(name, title, caption, png_bytes(make(study), dpi=DPI))
             for name, title, make, caption in _PLOTS
         ]
         if ranked(study)
