@@ -1,4 +1,5 @@
-"""Arrays become PNGs pixel for pixel; the preview puts each original above its augmented copies."""
+"""Arrays become PNGs pixel for pixel; tiles are laid out in a grid; the preview puts each original
+above its augmented copies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handnet.report.preview import array_png, preview_grid
+from handnet.report.preview import array_png, mosaic, preview_grid
 
 
 def decode(raw: bytes) -> tuple[str, np.ndarray]:
@@ -31,3 +32,24 @@ def test_grid_places_originals_above_their_augmented_rows() -> None:
     _, grid = decode(array_png(preview_grid(orig, [aug], scale=1)))
     assert grid.shape == (2 * 30 + 2, 8 * 30 + 2)
     assert grid[2:30, 2:30].max() == 0 and grid[32:60, 2:30].min() == 255
+    frame = np.ones(grid.shape, dtype=bool)  # gray frames: around the grid and between digits
+    for r in range(2):
+        for c in range(8):
+            frame[2 + 30 * r : 30 + 30 * r, 2 + 30 * c : 30 + 30 * c] = False
+    assert np.all(grid[frame] == 96)
+
+
+def test_mosaic_lays_tiles_out_row_by_row_with_gaps_between_only() -> None:
+    tiles = np.arange(1, 4, dtype=float)[:, None, None] * np.ones((3, 2, 2))  # tiles of 1s, 2s, 3s
+    n = np.nan
+    expected = [
+        [1, 1, n, 2, 2],
+        [1, 1, n, 2, 2],
+        [n, n, n, n, n],
+        [3, 3, n, n, n],
+        [3, 3, n, n, n],
+    ]  # the fourth place is empty: filled like the gaps
+    np.testing.assert_array_equal(mosaic(tiles, cols=2), expected)
+    np.testing.assert_array_equal(
+        mosaic(tiles[:2], cols=1, gap=2, fill=0.5)[:, 0], [1, 1, 0.5, 0.5, 2, 2]
+    )

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
 from handnet.nn.schedules import warmup_cosine
+from handnet.report.preview import mosaic
 
 DPI = 100
 # Figure sizes in inches; the PNGs are these times DPI pixels.
@@ -279,17 +280,6 @@ def tile_shape(image_shape: Sequence[int], n_features: int) -> tuple[int, int]:
     return 1, n_features
 
 
-def _mosaic(tiles: npt.NDArray[np.floating], cols: int) -> npt.NDArray[np.float64]:
-    """(n, h, w) tiles -> one image with a 1-pixel NaN gap (drawn as background) between them."""
-    n, h, w = tiles.shape
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tiles[i]
-    return out
-
-
 def plot_first_layer(
     W: npt.NDArray[np.floating], image_shape: Sequence[int], max_units: int = 100
 ) -> Figure:
@@ -308,7 +298,7 @@ def plot_first_layer(
         ax = fig.add_subplot()
         cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#d9d9d9")
         im = ax.imshow(
-            _mosaic(tiles, cols),
+            mosaic(tiles, cols),
             cmap=cmap,
             vmin=-vmax,
             vmax=vmax,

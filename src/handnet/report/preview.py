@@ -12,6 +12,8 @@ from PIL import Image
 
 from handnet.files import atomic_write_bytes
 
+_FRAME = 96  # the gray between and around the digits
+
 
 def array_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     """A PNG of a (H, W) grayscale or (H, W, 3) RGB uint8 array, pixel for pixel."""
@@ -20,30 +22,36 @@ def array_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     return buf.getvalue()
 
 
-def tile(images: npt.NDArray[np.floating], cols: int, pad: int = 2) -> npt.NDArray[np.uint8]:
-    """Images (N, H, W) in [0, 1] as one grid, ``cols`` wide, white ink on black, gray gaps."""
-    n, h, w = images.shape
+def mosaic(
+    tiles: npt.NDArray[np.floating], cols: int, gap: int = 1, fill: float = math.nan
+) -> npt.NDArray[np.float64]:
+    """Tiles (N, H, W) as one image, ``cols`` wide, row by row, with ``gap`` pixels of ``fill``
+    between them (none around them). The preview's digits and the first layer's weights
+    (`handnet.report.plots.plot_first_layer`, NaN gaps drawn as background) are laid out so."""
+    n, h, w = tiles.shape
     rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 96, dtype=np.uint8)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), fill)
     for k in range(n):
         r, c = divmod(k, cols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y : y + h, x : x + w] = np.clip(images[k] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return grid
+        y, x = r * (h + gap), c * (w + gap)
+        out[y : y + h, x : x + w] = tiles[k]
+    return out
 
 
 def preview_grid(
     originals: npt.NDArray[np.floating], augmented: list[npt.NDArray[np.floating]], scale: int = 3
 ) -> npt.NDArray[np.uint8]:
-    """Rows of 8: each original row is followed by one row per augmented version of it."""
+    """Rows of 8: each original row is followed by one row per augmented version of it. White
+    ink on black, in gray frames 2 px wide."""
     n = originals.shape[0]
     blocks = []
     for i in range(0, n, 8):
         blocks.append(originals[i : i + 8])
         blocks.extend(a[i : i + 8] for a in augmented)
-    stacked = np.concatenate(blocks)
-    grid = tile(stacked, cols=8)
-    return np.kron(grid, np.ones((scale, scale), dtype=np.uint8))  # nearest-neighbour zoom
+    gray = _FRAME / 255
+    grid = np.pad(mosaic(np.concatenate(blocks), cols=8, gap=2, fill=gray), 2, constant_values=gray)
+    pixels = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))  # nearest-neighbour zoom
 
 
 def write_preview(path: str | Path, grid: npt.NDArray[np.uint8]) -> Path:
