@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +50,7 @@ from handnet.search.storage import (
 from handnet.train.classifier import Classifier
 from handnet.train.config import Rngs, TrainConfig
 from handnet.train.fit import TrainState, evaluate, fit
+from handnet.train.interrupt import StopSignals
 from handnet.train.modelfile import save_model
 from handnet.train.runs import history_csv, load_run_data, prepare_augmentation, run_name
 
@@ -199,34 +199,14 @@ def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | Non
 # -------------------------------------------------------------------------------------- objective
 
 
-class StopRequest:
-    """Ctrl-C as a request: the trial stops at its next epoch's end, in our code, rather than
-    wherever the signal lands (a KeyboardInterrupt inside a database write can leave SQLite
-    locked). A second Ctrl-C stops at once, except in worker processes, whose parent decides."""
-
-    def __init__(self, *, second_stops_now: bool = True) -> None:
-        self.event = threading.Event()
-        self.second_stops_now = second_stops_now
-        self._old: Any = None
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
-    def _handler(self, signum: int, frame: object) -> None:
-        if self.event.is_set() and self.second_stops_now:
-            raise KeyboardInterrupt
-        self.event.set()
-        print("handnet search: stopping at the end of this epoch", file=sys.stderr, flush=True)
-
-    def check(self) -> None:
-        if self.event.is_set():
-            raise KeyboardInterrupt
+def ctrl_c(*, second_stops_now: bool = True) -> StopSignals:
+    """Ctrl-C as a request: the trial stops at its next epoch's end (`StopSignals.check`). A second
+    Ctrl-C stops at once, except in worker processes, whose parent decides."""
+    return StopSignals(
+        (signal.SIGINT,),
+        second_stops_now=second_stops_now,
+        notice="handnet search: stopping at the end of this epoch",
+    )
 
 
 @dataclass
@@ -238,7 +218,7 @@ class Objective:
     base: TrainConfig
     study_dir: Path  # each completed trial's run directory goes to study_dir/trials/
     budget: int | None = None
-    stop: StopRequest | None = None
+    stop: StopSignals | None = None
     budget_reached: bool = field(default=False, init=False)
 
     def __call__(self, trial: Trial) -> float:
@@ -358,10 +338,10 @@ def run_worker(
     deadline: float | None = None,
     data_dir: Path | None = None,
     mirror: str | None = None,
-    stop: StopRequest | None = None,
+    stop: StopSignals | None = None,
 ) -> None:
     """One worker: load the data once, then run trials until the budget, the deadline, or Ctrl-C."""
-    with stop or StopRequest() as stop:
+    with stop or ctrl_c() as stop:
         _run_worker(cfg, space, base, worker, deadline, data_dir, mirror, stop)
 
 
@@ -373,7 +353,7 @@ def _run_worker(
     deadline: float | None,
     data_dir: Path | None,
     mirror: str | None,
-    stop: StopRequest,
+    stop: StopSignals,
 ) -> None:
     storage = open_storage(cfg.storage)
     study = open_study(cfg, storage, space=space, base=base)
@@ -408,7 +388,7 @@ def _worker_main(parent: int, worker: int, *args: Any, **kwargs: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            run_worker(*args, worker=worker, stop=StopRequest(second_stops_now=False), **kwargs)
+            run_worker(*args, worker=worker, stop=ctrl_c(second_stops_now=False), **kwargs)
         except HandnetError as e:
             print(f"handnet search: worker {worker}: error: {e}", file=sys.stderr)
             sys.exit(2)
