@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+from PIL import Image
 
+from handnet.report.plots import png_bytes
 from handnet.search.plots import (
+    DPI,
     history_figure,
     importances_figure,
     params_figure,
@@ -90,12 +94,25 @@ def test_importances_of_a_too_small_study_say_why_instead_of_failing() -> None:
     assert "not available" in fig.axes[0].texts[0].get_text()
 
 
-def test_write_plots_writes_three_pngs(tmp_path: Path) -> None:
-    paths = write_plots(study_with_trials(), tmp_path / "out")
-    assert [p.name for p in paths] == [
-        "search-params.png",
-        "search-history.png",
-        "search-importances.png",
-    ]
-    for p in paths:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_write_plots_writes_each_figure_as_its_png(tmp_path: Path) -> None:
+    study = study_with_trials()
+    paths = write_plots(study, tmp_path / "out")
+    expected = {
+        "search-params.png": params_figure,
+        "search-history.png": history_figure,
+        "search-importances.png": importances_figure,
+    }
+    assert [p.name for p in paths] == list(expected)
+    for p in paths:  # the file holds the figure its name says, drawn in full at the search's DPI
+        pixels = decode(p.read_bytes())
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50, (
+            f"{p.name} is blank"
+        )
+        again = decode(png_bytes(expected[p.name](study), dpi=DPI))
+        np.testing.assert_array_equal(pixels, again, err_msg=p.name)
+
+
+def decode(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG"
+        return np.asarray(im.convert("RGB"))
