@@ -86,18 +86,8 @@ def _count(v: Any) -> str:
 def _split_rows(view: RunView) -> list[tuple[str, str, str, str]]:
     m = view.metrics
     return [
-        (
-            "validation",
-            _pct(m.get("val_accuracy")),
-            _num(m.get("val_loss")),
-            _count(m.get("val_size")),
-        ),
-        (
-            "test (evaluated once)",
-            _pct(m.get("test_accuracy")),
-            _num(m.get("test_loss")),
-            _count(m.get("test_size")),
-        ),
+        (name, _pct(m.get(f"{s}_accuracy")), _num(m.get(f"{s}_loss")), _count(m.get(f"{s}_size")))
+        for s, name in (("val", "validation"), ("test", "test (evaluated once)"))
     ]
 
 
