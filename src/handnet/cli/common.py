@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -13,11 +16,14 @@ from handnet.errors import ConfigError, install_extra
 from handnet.train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
+# Each setting's flag, help, metavar and --help group come from its field's `option` metadata.
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows each flag's default, except where it has none (its help says what then) and
-    for on/off switches, which are off unless given."""
+    for on/off switches of the command, which are off unless given (a training setting's switch
+    says "default: off", since a recipe may turn it on)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is False:
@@ -71,27 +77,78 @@ def print_json(obj: Any) -> None:
     print(json.dumps(json_safe(obj), indent=2, allow_nan=False))
 
 
-GEOMETRY_FLAGS = ("deskew", "width_normalize")  # the TrainConfig names of the flags below
+def flag(name: str) -> str:
+    """The flag of a TrainConfig field: ``aug_rotate`` -> ``--aug-rotate``."""
+    return "--" + name.replace("_", "-")
 
 
-def add_geometry_flags(p: argparse.ArgumentParser, then: str) -> None:
-    """--deskew / --no-deskew and --width-normalize PX (handnet.data.geometry), absent unless given (a
-    recipe's settings then stand). ``then``: what follows from them, for the help text."""
+def shown(value: object) -> str:
+    """A default as the user would type it: (800, 800) -> 800,800; False -> off."""
+    if value is False:
+        return "off"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def field_default(name: str) -> str | None:
+    """The default of a TrainConfig setting as --help shows it; None where the help says."""
+    default = FIELDS[name].default
+    return None if default is None else shown(default)
+
+
+# The argparse type of each kind of field; the range is checked by TrainConfig, naming the field.
+_FLAG_TYPES = {
+    "str": str,
+    "int": whole_number,
+    "int | None": whole_number,
+    "float": float,
+    "tuple[int, ...]": sizes,
+}
+
+
+def add_config_flags(p: Any, names: Iterable[str], *, defaults: bool = True) -> None:
+    """A flag for each named TrainConfig field, made from its metadata (see `option`).
+
+    A flag is absent from the namespace unless given, so a recipe's setting stands; read them
+    back with `config_values`. A bool field is an on/off switch (``--no-`` too if negatable).
+    ``defaults``: end each help with the field's default, where there is one to show.
+    """
+    for name in names:
+        f = FIELDS[name]
+        help_, default = f.metadata["help"], field_default(name)
+        kind: dict[str, Any]
+        if f.type == "bool":
+            negatable = f.metadata["negatable"]
+            kind = {"action": argparse.BooleanOptionalAction if negatable else "store_true"}
+        else:
+            kind = {"type": _FLAG_TYPES[str(f.type)], "metavar": f.metadata["metavar"]}
+        if defaults and default is not None:
+            help_ = f"{help_} (default: {default})"
+        p.add_argument(flag(name), dest=name, default=argparse.SUPPRESS, help=help_, **kind)
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig settings given as flags (made by `add_config_flags`)."""
+    return {name: value for name, value in vars(args).items() if name in FIELDS}
+
+
+def config_flags_given(args: argparse.Namespace) -> list[str]:
+    """The settings' flags on the command line, as typed and in their order: argparse sets a
+    suppressed default's attribute only when its flag comes, so the namespace keeps that order."""
+    return [
+        "--no-" + flag(name)[2:] if value is False else flag(name)
+        for name, value in config_values(args).items()
+    ]
+
+
+def add_data_source_flags(p: Any) -> None:
+    """--data-dir and --mirror, where a named dataset is found (handnet.data.registry)."""
     p.add_argument(
-        "--deskew",
-        dest="deskew",
-        action=argparse.BooleanOptionalAction,
-        default=argparse.SUPPRESS,
-        help=f"shear every digit upright first; {then} (default: off)",
+        "--data-dir", type=Path, metavar="DIR", help="where to look for named datasets first"
     )
     p.add_argument(
-        "--width-normalize",
-        dest="width_normalize",
-        type=whole_number,
-        metavar="PX",
-        default=argparse.SUPPRESS,
-        help="scale every digit horizontally to PX pixels of ink, after deskewing (Meier et al. "
-        f"2011 used 10 to 20 for committee members); {then} (default: 0, off)",
+        "--mirror",
+        metavar="URL",
+        help="base URL to download named datasets from, instead of upstream",
     )
 
 

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import add_tta_flags, print_json, tta_views, whole_number
+from handnet.cli.common import (
+    add_data_source_flags,
+    add_tta_flags,
+    print_json,
+    tta_views,
+    whole_number,
+)
 from handnet.errors import ConfigError, install_extra
 
 
@@ -27,8 +33,7 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument(
         "--dataset", help="dataset name or path (default: the one the model was trained on)"
     )
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_data_source_flags(p)
     p.add_argument(
         "--split",
         choices=("test", "validation"),

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import needs_search_extra
+from handnet.cli.common import add_data_source_flags, needs_search_extra
 from handnet.errors import ConfigError
 
 
@@ -21,8 +21,7 @@ def add_run_source(p: Any, required: bool = True) -> None:
         "--dataset",
         help="draw test-set plots on this dataset name or path (default: the model's own)",
     )
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_data_source_flags(p)
     p.add_argument(
         "--out", type=Path, help="output directory (default: the directory of the model file)"
     )

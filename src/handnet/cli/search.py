@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from handnet.cli.common import (
-    DEFAULTS,
-    GEOMETRY_FLAGS,
     DefaultsHelp,
-    add_geometry_flags,
+    add_config_flags,
+    add_data_source_flags,
+    config_values,
     needs_search_extra,
     whole_number,
 )
@@ -61,23 +61,10 @@ def add_search(sub: Any) -> None:
     p.add_argument(
         "--sampler-seed", type=whole_number, help="seed the sampler (default: fresh entropy)"
     )
-    p.add_argument("--dataset", default=DEFAULTS.dataset, help="dataset name or path")
-    p.add_argument(
-        "--val-size",
-        type=whole_number,
-        default=DEFAULTS.val_size,
-        help="validation images split from the training set",
-    )
-    p.add_argument(
-        "--seed",
-        type=whole_number,
-        default=DEFAULTS.seed,
-        help="training seed shared by all trials (split, init, shuffle, dropout, augmentation)",
-    )
-    add_geometry_flags(p, "every trial's model does the same to its inputs")
+    # Every trial trains on these, and the search space draws the rest.
+    add_config_flags(p, ("dataset", "val_size", "seed", "deskew", "width_normalize"))
     p.add_argument("--out", type=Path, default=Path("runs"), help="where OUT/STUDY/ is created")
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_data_source_flags(p)
     p.add_argument(
         "--summary",
         action="store_true",
@@ -124,16 +111,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _search_summary(study, cfg, args)
         return 0
     space = load_space(args.space) if args.space else DEFAULT_SPACE
-    base = TrainConfig.from_dict(
-        {
-            "dataset": args.dataset,
-            "epochs": args.epochs,
-            "val_size": args.val_size,
-            "seed": args.seed,
-            **{k: getattr(args, k) for k in GEOMETRY_FLAGS if k in args},
-        },
-        where="flags",
-    )
+    base = TrainConfig.from_dict({**config_values(args), "epochs": args.epochs}, where="flags")
     try:
         study = S.search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
     except KeyboardInterrupt:

@@ -4,155 +4,98 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from handnet.cli.common import (
     DEFAULTS,
-    GEOMETRY_FLAGS,
+    FIELDS,
     DefaultsHelp,
-    add_geometry_flags,
+    add_config_flags,
+    add_data_source_flags,
+    config_flags_given,
+    config_values,
     print_json,
-    sizes,
     whole_number,
 )
+from handnet.data.augment import AugmentSpec
 from handnet.errors import ConfigError
-from handnet.train.config import TrainConfig, load_config_file
+from handnet.train.config import GROUPS, TrainConfig, load_config_file
 
-# (flag, config field, type, help). Defaults are shown from TrainConfig, the single source.
-TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
-    (
-        "--dataset",
-        "dataset",
-        str,
-        "dataset name (mnist, fashion-mnist, kmnist) or a path (.npz, .mat, IDX dir)",
-    ),
-    ("--hidden-sizes", "hidden_sizes", sizes, "hidden layer widths, comma-separated"),
-    ("--activation", "activation", str, "hidden activation: tanh or relu"),
-    ("--dropout", "dropout", float, "drop probability after each hidden layer, in [0, 1)"),
-    ("--epochs", "epochs", whole_number, "passes over the training split"),
-    ("--batch-size", "batch_size", whole_number, "minibatch size"),
-    ("--lr", "lr", float, "peak learning rate (after warmup)"),
-    ("--min-lr", "min_lr", float, "learning rate at the end of the cosine"),
-    ("--warmup-epochs", "warmup_epochs", float, "linear warmup length in epochs"),
-    ("--momentum", "momentum", float, "heavy-ball momentum coefficient"),
-    ("--weight-decay", "weight_decay", float, "L2 coefficient lambda in (lambda/2)||W||^2"),
-    ("--val-size", "val_size", whole_number, "validation images split from the training set"),
-    (
-        "--seed",
-        "seed",
-        whole_number,
-        "seed of every random stream (init, split, shuffle, dropout, augmentation)",
-    ),
-    (
-        "--split-seed",
-        "split_seed",
-        whole_number,
-        "seed of the train/validation split alone (default: --seed); models with one split "
-        "seed hold out the same validation images",
-    ),
-    ("--aug-rotate", "aug_rotate", float, "random rotation range in degrees, [-r, r]"),
-    ("--aug-scale", "aug_scale", float, "random scaling range, factor in [1-s, 1+s] per axis"),
-    ("--aug-shift", "aug_shift", float, "random translation range in pixels, [-t, t] per axis"),
-    ("--aug-shear", "aug_shear", float, "random shear range in degrees, [-a, a]"),
-    ("--aug-elastic-alpha", "aug_elastic_alpha", float, "elastic distortion strength (0: off)"),
-    ("--aug-elastic-sigma", "aug_elastic_sigma", float, "elastic distortion smoothness (pixels)"),
-    (
-        "--augment-copies",
-        "augment_copies",
-        whole_number,
-        "append K augmented copies once instead of augmenting every batch",
-    ),
-    ("--finetune-ridge", "finetune_ridge", float, "ridge of the least-squares output layer"),
-]
+# The settings augment-preview draws with: the digits, their shape normalization, the transforms.
+PREVIEW_SETTINGS = (
+    "dataset",
+    "seed",
+    "deskew",
+    "width_normalize",
+    *(f"aug_{f.name}" for f in dataclasses.fields(AugmentSpec)),
+)
+MAX_PREVIEW_DIGITS, MAX_PREVIEW_VERSIONS = 1024, 16  # augment-preview's grid: 128 rows of 8 at most
 
 
-def add_train(sub: Any) -> None:
-    p = sub.add_parser(
+def add_train(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
         "train",
         help="train a model and save it under runs/",
-        description="Train an MLP. Precedence: defaults < --config FILE.toml < flags.",
+        usage="%(prog)s [options]",
+        description="Train an MLP and write its run directory under --out. Each setting comes "
+        "from its flag, else from --config FILE.toml, else from the default shown.",
         formatter_class=DefaultsHelp,
     )
-    for flag, name, typ, help_ in TRAIN_FLAGS:
-        default = getattr(DEFAULTS, name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        if default is not None:  # None: the help says what happens
-            help_ = f"{help_} (default: {shown})"
-        p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
-    add_geometry_flags(p, "the model does the same to its inputs")
-    p.add_argument(
-        "--nesterov",
-        dest="nesterov",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="use Nesterov momentum (default: off)",
+    groups = {title: p.add_argument_group(title) for title in GROUPS}
+    for title, group in groups.items():
+        add_config_flags(group, [n for n, f in FIELDS.items() if f.metadata["group"] == title])
+    add_data_source_flags(groups["data"])
+    runs = groups["output and runs"]
+    runs.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help="a recipe: the settings above as TOML keys (underscores for dashes); flags win",
     )
-    p.add_argument(
-        "--aug-thread",
-        dest="aug_thread",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="augment the next batch in a background thread (pays only with a free core)",
+    runs.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs"),
+        metavar="DIR",
+        help="where run directories are created",
     )
-    p.add_argument(
-        "--finetune",
-        dest="finetune",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="refit the output layer by least squares after training, if validation agrees",
-    )
-    p.add_argument(
-        "--config", type=Path, help="a TOML recipe with the same keys as the flags (underscores)"
-    )
-    p.add_argument(
-        "--out", type=Path, default=Path("runs"), help="where run directories are created"
-    )
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from, instead of upstream")
-    p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    p.add_argument(
+    runs.add_argument(
         "--checkpoint-every",
         type=whole_number,
         default=1,
         metavar="N",
         help="write RUN_DIR/checkpoint.safetensors every N epochs (0: only on SIGINT/SIGTERM)",
     )
-    p.add_argument(
+    runs.add_argument(
         "--resume",
         type=Path,
         metavar="RUN_DIR",
         help="continue an interrupted run from its checkpoint, with its saved settings",
     )
+    runs.add_argument(
+        "--json", action="store_true", help="print the final metrics as JSON on stdout"
+    )
+    runs.add_argument(
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr while training: no progress bar (drawn only when stderr is a "
+        "terminal), no line per epoch, no finetune line; the result still prints",
+    )
     p.set_defaults(func=cmd_train)
-
-
-SWITCHES = ("nesterov", "finetune", "aug_thread")  # on/off flags, absent unless given
-MAX_PREVIEW_DIGITS, MAX_PREVIEW_VERSIONS = 1024, 16  # augment-preview's grid: 128 rows of 8 at most
+    return p
 
 
 def settings_given(args: argparse.Namespace) -> list[str]:
     """The flags on the command line that set training settings, as typed."""
-    given = [f for f, name, _, _ in TRAIN_FLAGS if hasattr(args, name)]
-    given += ["--" + s.replace("_", "-") for s in SWITCHES if hasattr(args, s)]
-    if hasattr(args, "deskew"):
-        given.append("--deskew" if args.deskew else "--no-deskew")
-    if hasattr(args, "width_normalize"):
-        given.append("--width-normalize")
-    return given + ["--config"] * bool(args.config)
+    return config_flags_given(args) + ["--config"] * bool(args.config)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     where = str(args.config) if args.config else "flags"
-    values.update(
-        {name: getattr(args, name) for _, name, _, _ in TRAIN_FLAGS if hasattr(args, name)}
-    )
-    for switch in SWITCHES:
-        if hasattr(args, switch):
-            values[switch] = True
-    values.update({k: getattr(args, k) for k in GEOMETRY_FLAGS if k in args})
+    values.update(config_values(args))
     return TrainConfig.from_dict(values, where=where)
 
 
@@ -232,12 +175,8 @@ def add_augment_preview(sub: Any) -> None:
         type=Path,
         help="a TOML recipe whose aug_* (and deskew, width_normalize) settings to use",
     )
-    for flag, name, typ, help_ in TRAIN_FLAGS:
-        if name.startswith("aug_") or name in ("dataset", "seed"):
-            p.add_argument(flag, dest=name, type=typ, default=argparse.SUPPRESS, help=help_)
-    add_geometry_flags(p, "as training with it does")
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_config_flags(p, PREVIEW_SETTINGS, defaults=False)
+    add_data_source_flags(p)
     p.set_defaults(func=cmd_augment_preview)
 
 
@@ -245,7 +184,7 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     import numpy as np
 
     from handnet.data import load_splits
-    from handnet.data.augment import Augmenter, AugmentSpec
+    from handnet.data.augment import Augmenter
     from handnet.data.split import to_unit
     from handnet.report.preview import preview_grid, write_preview
 
@@ -257,9 +196,9 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".png":
         raise ConfigError(f"--out {args.out}: the preview is a PNG; give a name ending in .png")
     values: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    aug_flags = {k: v for k, v in vars(args).items() if k.startswith("aug_")}
-    values.update(aug_flags)
-    values.update({k: getattr(args, k) for k in ("seed", "dataset", *GEOMETRY_FLAGS) if k in args})
+    given = config_values(args)
+    aug_flags = [name for name in given if name.startswith("aug_")]
+    values.update(given)
     where = str(args.config or "flags")
     cfg = TrainConfig.from_dict(values, where=where)
     if args.config or aug_flags:
@@ -292,10 +231,16 @@ def add_finetune(sub: Any) -> None:
         formatter_class=DefaultsHelp,
     )
     p.add_argument("model", type=Path, help="a .safetensors model file")
-    p.add_argument("--ridge", type=float, default=1.0, help="ridge added to sum x x^T")
+    ridge = FIELDS["finetune_ridge"]  # the setting of `handnet train --finetune`
+    p.add_argument(
+        "--ridge",
+        type=float,
+        default=DEFAULTS.finetune_ridge,
+        metavar=ridge.metadata["metavar"],
+        help=ridge.metadata["help"],
+    )
     p.add_argument("--out", type=Path, help="output model file (default: MODEL-ft.safetensors)")
-    p.add_argument("--data-dir", type=Path, help="where to look for named datasets first")
-    p.add_argument("--mirror", help="base URL to download named datasets from")
+    add_data_source_flags(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_finetune)
 
