@@ -52,9 +52,17 @@ def write(out: Any, fn: str, *args: Any, **kwargs: Any) -> Any:
     xp = namespace(out)
     if xp is np:
         return getattr(np, fn)(*args, out=out, **kwargs)
-    # Python numbers as 0-d arrays of out's dtype: the standard's functions take arrays.
+    # Booleans (masks) as numbers, and Python numbers as 0-d arrays of the arrays' dtype: the
+    # standard's arithmetic takes numeric arrays only.
     args = tuple(
-        xp.asarray(a, dtype=out.dtype, device=device(out)) if isinstance(a, float | int) else a
+        xp.astype(a, out.dtype)
+        if hasattr(a, "dtype") and a.dtype == xp.bool and out.dtype != xp.bool
+        else a
+        for a in args
+    )
+    ref = next(a for a in args if hasattr(a, "dtype"))
+    args = tuple(
+        xp.asarray(a, dtype=ref.dtype, device=device(out)) if isinstance(a, float | int) else a
         for a in args
     )
     out[...] = getattr(xp, fn)(*args, **kwargs)

@@ -50,7 +50,7 @@ class Buffers:
         if buf is None or buf.shape[0] < shape[0] or namespace(buf) is not namespace(ref):
             buf = empty((max(shape[0], 1), shape[1]), ref, dtype)
             self._store[name] = buf
-        return buf[: shape[0]]
+        return buf[: shape[0], ...]
 
     def clear(self) -> None:
         self._store = {}
@@ -143,7 +143,7 @@ class ReLU(_Activation):
         assert self._Y is not None, "backward before forward"
         mask = self._buf.get("mask", dY, self._Y.shape, dtype="bool")
         write(mask, "greater", self._Y, 0.0)  # [Y > 0]                         (B, H)
-        dY *= mask  # dX = dY * [Y > 0], in place                               (B, H)
+        write(dY, "multiply", dY, mask)  # dX = dY * [Y > 0], in place           (B, H)
         return dY
 
 

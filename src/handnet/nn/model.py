@@ -92,7 +92,8 @@ class MLP:
         W = self.layers[-1].params["W"]
         out = empty((X.shape[0], self.n_out), W)
         for i in range(0, X.shape[0], batch_size):
-            out[i : i + batch_size, ...] = self.forward(X[i : i + batch_size, ...], train=False)
+            rows = slice(i, min(i + batch_size, X.shape[0]))
+            out[rows, ...] = self.forward(X[rows, ...], train=False)
         return out
 
     def to(self, ref: Any) -> MLP:

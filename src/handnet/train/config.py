@@ -17,6 +17,7 @@ from handnet.data.geometry import Geometry
 from handnet.errors import ConfigError, ModelFileError
 from handnet.nn.layers import ACTIVATIONS
 from handnet.train.classifier import Classifier
+from handnet.train.device import DEVICES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -241,6 +242,15 @@ class TrainConfig:
         group="optimizer and schedule",
         metavar="R",
     )
+    # Where the math runs (handnet.train.device): the same hand-written code on NumPy or on a
+    # GPU's arrays. The model file is the same either way, and predicts on the CPU.
+    device: str = option(
+        "cpu",
+        "cpu (NumPy), or cuda: the GPU through CuPy (or PyTorch's CUDA tensors); "
+        "also cupy, torch, torch-cuda, array-api-strict",
+        group="model",
+        metavar="DEVICE",
+    )
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -253,6 +263,7 @@ class TrainConfig:
             ("hidden_sizes", all(h >= 1 for h in self.hidden_sizes), "every size must be >= 1"),
             ("activation", self.activation in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"),
             ("dropout", 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
+            ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
             ("epochs", self.epochs >= 1, "must be >= 1"),
             ("batch_size", self.batch_size >= 1, "must be >= 1"),
             ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a positive number"),

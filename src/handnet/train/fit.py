@@ -20,12 +20,13 @@ from tqdm import tqdm
 
 from handnet.data import Dataset
 from handnet.errors import TrainingDiverged
-from handnet.nn.arrays import namespace, to_numpy
+from handnet.nn.arrays import like, namespace, to_numpy
 from handnet.nn.losses import L2Penalty, softmax_cross_entropy
 from handnet.nn.model import MLP
 from handnet.nn.optim import SGD
 from handnet.nn.schedules import warmup_cosine
 from handnet.train.config import Rngs, TrainConfig
+from handnet.train.device import on_device
 
 Array = npt.NDArray[np.floating]
 
@@ -128,7 +129,7 @@ def train_step(
     """One step of minibatch SGD on the batch (X, y); returns its mean loss and correct count."""
     logits = model.forward(X, train=True)  # (B, C)
     xp = namespace(logits)
-    correct = int(xp.sum(xp.argmax(logits, axis=1) == y))  # before the update, as in the loss
+    correct = int(xp.count_nonzero(xp.argmax(logits, axis=1) == y))  # before the update
     loss, dlogits = softmax_cross_entropy(logits, y)  # L and dL/dlogits (B, C)
     model.backward(dlogits)  # dL/dW, dL/db of every layer
     l2.add_gradient(model.weight_pairs())  # dW += lambda W
@@ -152,9 +153,31 @@ def fit(
     the epoch in ``state.cursor`` (so ``state.epoch < cfg.epochs``), and a later call continues
     exactly there. ``batch_source``, if given, supplies each epoch's input batches, e.g. augmented
     ones (labels still follow ``perm``). Raises `TrainingDiverged` as soon as the loss or, at an
-    epoch's end, a weight is not finite.
+    epoch's end, a weight is not finite. ``cfg.device`` picks the array library the steps run on
+    (`handnet.train.device`); the weights are NumPy arrays again when fit returns.
     """
-    plan = Plan.of(cfg, len(data.y_train))
+    data = on_device(data, cfg.device)
+    state.model.to(data.X_train)
+    state.opt.to(data.X_train)
+    try:
+        return _fit(state, data, cfg, progress, callbacks, stop, batch_source)
+    finally:
+        host = np.empty(0, state.model.dtype)
+        state.model.to(host)
+        state.opt.to(host)
+
+
+def _fit(
+    state: TrainState,
+    data: Dataset,
+    cfg: TrainConfig,
+    progress: bool,
+    callbacks: Sequence[EpochCallback],
+    stop: Callable[[], bool] | None,
+    batch_source: BatchSource | None,
+) -> list[dict[str, float]]:
+    """`fit` once the arrays are where the run trains."""
+    plan = Plan.of(cfg, data.y_train.shape[0])
     l2 = L2Penalty(cfg.weight_decay)
     # Overflow to inf/NaN is detected and reported below; NumPy need not warn about it too.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -169,9 +192,9 @@ def fit(
                     ep.reg = l2.value(state.model.weight_pairs())
                 loss, correct = train_step(state.model, state.opt, l2, X, y, lr)
                 _check_loss(loss, epoch, state.step, lr, bar)
-                ep.add(loss, correct, len(y))
+                ep.add(loss, correct, y.shape[0])
                 state.step += 1
-                seen = i * plan.batch_size + len(y)  # rows of this epoch so far
+                seen = i * plan.batch_size + y.shape[0]  # rows of this epoch so far
                 _show(bar, ep, seen, t0, i, plan.steps_per_epoch, progress)
                 if stop is not None and i + 1 < plan.steps_per_epoch and stop():
                     bar.close()
@@ -222,15 +245,26 @@ def _batches(
     drawn from ``source``, e.g. augmented); closing this closes the source too."""
     X_train, y_train = data.X_train, data.y_train
     rest = ep.perm[ep.next_batch * bs :]  # a resumed epoch continues mid-way
-    xb = np.empty((bs, X_train.shape[1]), dtype=X_train.dtype)  # (B, D), never reallocated
-    yb = np.empty(bs, dtype=y_train.dtype)
-    inputs = source(X_train, rest, bs) if source else None
+    inputs = source(to_numpy(X_train), rest, bs) if source else None
     try:
-        for start in range(0, len(rest), bs):
-            idx = rest[start : start + bs]
-            n = len(idx)
-            X = next(inputs) if inputs else np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")
-            yield X, np.take(y_train, idx, out=yb[:n], mode="clip")
+        if namespace(X_train) is np:
+            xb = np.empty((bs, X_train.shape[1]), dtype=X_train.dtype)  # (B, D), allocated once
+            yb = np.empty(bs, dtype=y_train.dtype)
+            for start in range(0, len(rest), bs):
+                idx = rest[start : start + bs]
+                n = len(idx)
+                X = (
+                    next(inputs)
+                    if inputs
+                    else np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")
+                )
+                yield X, np.take(y_train, idx, out=yb[:n], mode="clip")
+        else:  # another library: gather on its device (augmented batches are made on the host)
+            xp = namespace(X_train)
+            for start in range(0, len(rest), bs):
+                idx = like(rest[start : start + bs], X_train)
+                X = like(next(inputs), X_train) if inputs else xp.take(X_train, idx, axis=0)
+                yield X, xp.take(y_train, idx, axis=0)
     finally:
         if inputs is not None:
             inputs.close()
@@ -279,7 +313,7 @@ def _end_epoch(
             raise TrainingDiverged(
                 f"weights {k} became non-finite in epoch {state.epoch + 1} (step {state.step}, lr {lr:.4g})"
             )
-    val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
+    val = evaluate(state.model, data.X_val, data.y_val) if data.y_val.shape[0] else None
     record = {
         "epoch": state.epoch + 1,
         "train_loss": ep.loss_sum / n + ep.reg,
