@@ -114,10 +114,10 @@ def test_mat_roweis_layout(tmp_path: Path) -> None:
     }
     scipy.io.savemat(tmp_path / "mnist_all.mat", d)
     s = load_mat(tmp_path / "mnist_all.mat")
-    assert s.X_train.shape == (10, 784) and s.X_test.shape == (20, 784)
+    assert s.X_train.shape == (10, 28, 28) and s.X_test.shape == (20, 28, 28)  # rows as images
     np.testing.assert_array_equal(s.y_train, np.arange(10))
     np.testing.assert_array_equal(s.y_test, np.repeat(np.arange(10), 2))
-    np.testing.assert_array_equal(s.X_train[3], FLAT[3])
+    np.testing.assert_array_equal(s.X_train[3], IMGS[3])
 
 
 def test_mat_trainX_layout(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_mat_trainX_layout(tmp_path: Path) -> None:
         },
     )
     s = load_mat(tmp_path / "m.mat")
-    np.testing.assert_array_equal(s.X_train, FLAT[:8])
+    np.testing.assert_array_equal(s.X_train, IMGS[:8])
     np.testing.assert_array_equal(s.y_test, LABELS[8:])
 
 
@@ -143,8 +143,8 @@ def test_mat_mldata_layout(tmp_path: Path) -> None:
         tmp_path / "mnist-original.mat", {"data": data, "label": label}, do_compression=True
     )
     s = load_mat(tmp_path / "mnist-original.mat")
-    assert s.X_train.shape == (60000, 784) and s.X_test.shape == (10000, 784)
-    assert s.y_test[0] == 0 and s.X_test[1, 0] == 60001 % 251
+    assert s.X_train.shape == (60000, 28, 28) and s.X_test.shape == (10000, 28, 28)
+    assert s.y_test[0] == 0 and s.X_test[1, 0, 0] == 60001 % 251
 
 
 def test_mat_unknown_keys_and_v73(tmp_path: Path) -> None:

@@ -229,8 +229,22 @@ def _check_npy_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
         )
 
 
+def as_images(X: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """Flat rows whose length is a square, side 2 or more, as square images: (N, 784) -> (N, 28, 28).
+
+    The .mat, CSV and many .npz files store each image as one row, row by row (784 = 28 x 28);
+    read as images, they train with the augmentation and shape normalization that need a height
+    and a width. Other arrays are returned as they are.
+    """
+    if X.ndim != 2:
+        return X
+    side = math.isqrt(X.shape[1])
+    return X.reshape(len(X), side, side) if side >= 2 and side * side == X.shape[1] else X
+
+
 def checked_splits(path: Path, s: Splits) -> Splits:
-    """Common checks: numeric images, one label per image, the same image size in train and test."""
+    """Common checks: numeric images, one label per image, the same image size in train and test.
+    Flat rows of a square length come back as square images (`as_images`)."""
     for name, X, y in (("train", s.X_train, s.y_train), ("test", s.X_test, s.y_test)):
         if X.dtype.kind not in "uif":
             raise DatasetError(f"{path}: {name} images have dtype {X.dtype}, expected numbers")
@@ -244,4 +258,4 @@ def checked_splits(path: Path, s: Splits) -> Splits:
         raise DatasetError(
             f"{path}: train images are {s.X_train.shape[1:]} but test images are {s.X_test.shape[1:]}"
         )
-    return s
+    return Splits(as_images(s.X_train), s.y_train, as_images(s.X_test), s.y_test)

@@ -98,7 +98,10 @@ def prepare_augmentation(
     spec = cfg.augment_spec()
     if not spec.active:
         return data, None
-    aug = Augmenter(spec, data.image_shape, rngs.augment, fill=data.norm.black)
+    try:
+        aug = Augmenter(spec, data.image_shape, rngs.augment, fill=data.norm.black)
+    except ConfigError as e:  # e.g. rows whose length is not a square: say which dataset
+        raise ConfigError(f"{data.name}: {e}") from None
     if cfg.augment_copies == 0:
         return data, batch_source(aug, background=cfg.aug_thread)
     X = augmented_copies(data.X_train, cfg.augment_copies, aug)
