@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import assert_grad_close, numerical_grad
 
-from handnet.nn.layers import Dense, Dropout, ReLU, Tanh
+from handnet.nn.layers import Buffers, Dense, Dropout, ReLU, Tanh
 
 
 def fake_loss(out: np.ndarray, dout: np.ndarray) -> float:
@@ -112,3 +112,26 @@ def test_scratch_buffers_are_not_copied_with_a_layer(rng: np.random.Generator) -
     twin = copy.deepcopy(layer)
     assert twin._buf._store == {} and layer._buf._store != {}
     np.testing.assert_array_equal(twin.forward(X, train=False), out)
+
+
+def test_buffers_reuse_rows_and_remake_on_a_new_shape_or_dtype() -> None:
+    buf, ref = Buffers(), np.zeros(1, np.float32)
+    big = buf.get("a", ref, (8, 3, 2))
+    big[...] = 7.0
+    small = buf.get("a", ref, (5, 3, 2))  # a smaller batch: the leading rows of the same array
+    assert small.shape == (5, 3, 2) and np.shares_memory(small, big)
+    assert not np.shares_memory(buf.get("a", ref, (9, 3, 2)), big)  # longer: regrown
+    assert buf.get("a", ref, (4, 2, 3)).shape == (4, 2, 3)  # another trailing shape: remade
+    assert buf.get("a", ref, (4, 2, 3), "intp").dtype == np.intp  # another dtype: remade
+    assert buf.get("b", ref, (2, 2)).dtype == np.float32  # the dtype of ``ref`` by default
+
+
+def test_buffers_zeros_fill_a_new_buffer_once() -> None:
+    """A zero-filled buffer keeps what the caller never writes (the augmentation's border) at 0."""
+    buf, ref = Buffers(), np.zeros(1, np.float32)
+    pad = buf.get("pad", ref, (4, 5, 5), zeros=True)
+    assert not pad.any()
+    pad[:, 1:4, 1:4] = 1.0
+    again = buf.get("pad", ref, (3, 5, 5), zeros=True)  # reused, not cleared again
+    assert np.shares_memory(again, pad) and again[:, 1:4, 1:4].all()
+    assert not again[:, 0].any() and not again[:, :, 4].any()

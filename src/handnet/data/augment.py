@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.errors import ConfigError
+from handnet.nn.layers import Buffers
 
 Array = npt.NDArray[np.float32]
 
@@ -127,25 +128,8 @@ def affine_matrices(
     return (S @ R @ Sh).astype(np.float32), t.astype(np.float32)
 
 
-class Workspace:
-    """Scratch arrays reused from batch to batch. Fresh multi-megabyte temporaries cost more in page
-    faults than the arithmetic done in them (the kernel zeroes every new page)."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-
-    def get(
-        self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike, zeros: bool = False
-    ) -> np.ndarray:
-        """The array ``name``, made anew (zero-filled if ``zeros``) when shape or dtype change."""
-        a = self._arrays.get(name)
-        if a is None or a.shape != shape or a.dtype != np.dtype(dtype):
-            a = self._arrays[name] = (np.zeros if zeros else np.empty)(shape, dtype=dtype)
-        return a
-
-
 def sample_bilinear(
-    images: Array, rows: Array, cols: Array, fill: float, work: Workspace | None = None
+    images: Array, rows: Array, cols: Array, fill: float, work: Buffers | None = None
 ) -> Array:
     """out[b, i, j] = images[b] read bilinearly at (rows[b, i, j], cols[b, i, j]); fill outside.
 
@@ -155,31 +139,31 @@ def sample_bilinear(
     Wp + 1 (right, below, below right). ``rows`` and ``cols`` are overwritten. The result is a new
     array; temporaries live in ``work``.
     """
-    work = work or Workspace()
+    work = work or Buffers()
     B, H, W = images.shape
     P = 2
     Hp, Wp = H + 2 * P, W + 2 * P
-    padded = work.get("padded", (B, Hp, Wp), np.float32, zeros=True)  # the border stays 0
+    padded = work.get("padded", images, (B, Hp, Wp), "float32", zeros=True)  # the border stays 0
     np.subtract(images, np.float32(fill), out=padded[:, P : P + H, P : P + W])
     flat = padded.reshape(-1)
     r = np.clip(rows, -1, H, out=rows)
     c = np.clip(cols, -1, W, out=cols)
-    r0 = np.floor(r, out=work.get("r0", r.shape, np.float32))
-    c0 = np.floor(c, out=work.get("c0", c.shape, np.float32))
+    r0 = np.floor(r, out=work.get("r0", r, r.shape, "float32"))
+    c0 = np.floor(c, out=work.get("c0", c, c.shape, "float32"))
     r -= r0  # fractional parts: the weights of the lower row and of the right column
     c -= c0
     # base = b Hp Wp + (r0 + P) Wp + (c0 + P): the flat index of the top-left corner.
     # r0 Wp + c0 is a small integer, exact in float32; the rest is added as integers.
     r0 *= Wp
     r0 += c0
-    base = work.get("base", r.shape, np.intp)
+    base = work.get("base", r, r.shape, "intp")
     base[...] = r0
     base += (P * Wp + P + np.arange(B, dtype=np.intp) * (Hp * Wp))[:, None, None]
     p00, p01, p10, p11 = (
-        np.take(flat[shift:], base, out=work.get(f"p{k}", r.shape, np.float32))
+        np.take(flat[shift:], base, out=work.get(f"p{k}", r, r.shape, "float32"))
         for k, shift in enumerate((0, 1, Wp, Wp + 1))
     )
-    top = np.subtract(p01, p00, out=work.get("top", r.shape, np.float32))
+    top = np.subtract(p01, p00, out=work.get("top", r, r.shape, "float32"))
     top *= c
     top += p00  # (1 - c) p00 + c p01
     out = p11 - p10
@@ -243,7 +227,7 @@ class Augmenter:
         # gaussian_matrix), else at full resolution.
         self.field_step = 2 if spec.elastic_sigma >= 2 else 1
         self.K = gaussian_matrix(self.H, spec.elastic_sigma, self.field_step)
-        self.work = Workspace()  # one Augmenter serves one thread at a time
+        self.work = Buffers()  # one Augmenter serves one thread at a time
 
     def source_coords(self, n: int) -> tuple[Array, Array]:
         """Random source coordinates (rows, cols), each (n, H, W), for n output images."""

@@ -36,19 +36,42 @@ class Layer(Protocol):
 
 
 class Buffers:
-    """Named scratch arrays, grown to the largest batch seen; ``get`` returns a view of its rows.
+    """Named scratch arrays reused from step to step; ``get`` returns a view of a buffer's
+    leading rows, grown to the largest first dimension asked for.
 
-    A buffer is made in the library, device and dtype of the array it serves (``ref``), so the
-    same layer runs on NumPy or on a GPU library without allocating in the training step.
+    Fresh multi-megabyte temporaries cost more than the arithmetic done in them (the kernel
+    zeroes every new page), so the layers and the augmentation (`handnet.data.augment`) keep
+    theirs here. A buffer is made in the library, device and dtype of the array it serves
+    (``ref``, or the dtype named), so the same code runs on NumPy or on a GPU library.
     """
 
     def __init__(self) -> None:
         self._store: dict[str, Any] = {}
 
-    def get(self, name: str, ref: Any, shape: tuple[int, int], dtype: str | None = None) -> Any:
+    def get(
+        self,
+        name: str,
+        ref: Any,
+        shape: tuple[int, ...],
+        dtype: str | None = None,
+        zeros: bool = False,
+    ) -> Any:
+        """The first ``shape[0]`` rows of the buffer ``name``, remade when it is too short or its
+        trailing shape, dtype or library differ. ``zeros``: a new buffer starts zero-filled
+        (what the caller never writes, such as a border, stays 0 from then on)."""
         buf = self._store.get(name)
-        if buf is None or buf.shape[0] < shape[0] or namespace(buf) is not namespace(ref):
-            buf = empty((max(shape[0], 1), shape[1]), ref, dtype)
+        xp = namespace(ref)
+        want = ref.dtype if dtype is None else np.dtype(dtype) if xp is np else getattr(xp, dtype)
+        if (
+            buf is None
+            or buf.shape[0] < shape[0]
+            or buf.shape[1:] != tuple(shape[1:])
+            or buf.dtype != want
+            or namespace(buf) is not xp
+        ):
+            buf = empty((max(shape[0], 1), *shape[1:]), ref, dtype)
+            if zeros:
+                buf[...] = 0
             self._store[name] = buf
         return buf[: shape[0], ...]
 
