@@ -6,7 +6,7 @@ import argparse
 import copy
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handnet.cli.common import (
     add_data_source_flags,
@@ -16,6 +16,11 @@ from handnet.cli.common import (
     whole_number,
 )
 from handnet.errors import ConfigError, install_extra
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from handnet.train.classifier import Classifier
 
 
 def add_evaluate(sub: Any) -> None:
@@ -166,13 +171,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 def add_predict(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict the digit in image files (PNG, JPEG, BMP; any size, dark or light ink)",
+        help="predict the digit in image files (PNG, JPEG, BMP; any size, dark or light ink), "
+        "or the rows of a CSV file",
         description="Each image is made MNIST-like (grayscale, ink on black, cropped, fitted to "
         "20x20, centred by mass in 28x28) and classified. A file that cannot be read or holds no "
-        "ink gets a one-line error; the others are still predicted, and the exit code is 1.",
+        "ink gets a one-line error; the others are still predicted, and the exit code is 1. "
+        "With --csv, each row of a CSV file (Kaggle's test.csv) is an image, and the answers "
+        "are written in Kaggle's submission format, ImageId,Label.",
     )
     p.add_argument("model", type=Path, help="a .safetensors model file")
-    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="image files")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="predict every row of a CSV file instead: the model's pixels (784 for 28x28), "
+        "with or without a header and a label column first",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="with --csv: write the submission (ImageId,Label) to FILE, whole or not at all "
+        "(default: standard output)",
+    )
     p.add_argument(
         "--top", type=whole_number, default=3, help="how many classes to show (default: 3)"
     )
@@ -187,10 +209,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.train.modelfile import load_model
     from handnet.train.tta import check_augmented
 
+    if args.csv and args.images:
+        raise ConfigError("--csv: give image files or a CSV file, not both")
+    if not args.csv and not args.images:
+        raise ConfigError("give one or more image files, or --csv FILE")
+    if args.out and not args.csv:
+        raise ConfigError("--out: only with --csv (image predictions go to standard output)")
+    if args.csv and args.json:
+        raise ConfigError("--json: not with --csv, whose answers are CSV")
     views, rng = tta_views(args)
     clf = load_model(args.model)
     if views:
         check_augmented([clf], [str(args.model)])  # before any image
+    if args.csv:
+        return predict_csv(clf, args.csv, args.out, views, rng)
     if not 1 <= args.top <= len(clf.classes):
         raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
     results: list[dict[str, Any]] = []
@@ -211,6 +243,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print_json(results)
     return 1 if failed else 0
+
+
+def predict_csv(
+    clf: Classifier, csv: Path, out: Path | None, views: int, rng: np.random.Generator
+) -> int:
+    """Every row of ``csv`` predicted, written as Kaggle's submission to ``out`` (or stdout)."""
+    from handnet.data.csvfile import read_csv, submission_csv
+    from handnet.files import atomic_write_text
+    from handnet.images.predict import predict_pixels
+
+    X = read_csv(csv, pixels=clf.net.n_in).X
+    probs = predict_pixels(clf, X, views=views, rng=rng)
+    text = submission_csv([clf.classes[i] for i in probs.argmax(axis=1)])
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
+        print(f"{out}: {len(X)} predictions (ImageId,Label) for {csv}")
+    return 0
 
 
 def add_serve(sub: Any) -> None:

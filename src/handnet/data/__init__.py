@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from handnet.data.formats import Splits, load_mat, load_npz, read_idx, read_idx_pair, write_idx
+from handnet.data.formats import (
+    Splits,
+    load_csv,
+    load_mat,
+    load_npz,
+    read_idx,
+    read_idx_pair,
+    write_idx,
+)
 from handnet.data.geometry import PLAIN, Geometry
 from handnet.data.registry import DATASETS, load_named, read_idx_dir
 from handnet.data.split import Normalization, stratified_split, to_unit
@@ -65,8 +73,10 @@ def load_splits(
 ) -> tuple[Splits, list[str]]:
     """Raw train/test arrays and class names from a dataset name or a path.
 
-    A path may be an ``.npz`` (Keras layout), a ``.mat`` (MATLAB layouts), or a directory holding
-    the four standard IDX files. A file's classes are 0 to its largest label, named by number.
+    A path may be an ``.npz`` (Keras layout), a ``.mat`` (MATLAB layouts), a ``.csv`` (Kaggle's
+    layout: label, then pixels), or a directory holding the four standard IDX files. A file's
+    classes are 0 to its largest label, named by number. A CSV file has no test split of its own:
+    one seventh of it is held out, the same images every time (`handnet.data.split.held_out_test`).
     """
     if source in DATASETS:
         splits = load_named(source, data_dir=Path(data_dir) if data_dir else None, mirror=mirror)
@@ -83,8 +93,12 @@ def load_splits(
             splits = load_npz(path)
         elif path.suffix == ".mat":
             splits = load_mat(path)
+        elif path.suffix.lower() == ".csv":
+            splits = load_csv(path)
         else:
-            raise DatasetError(f"{source}: unsupported format; use .npz, .mat or an IDX directory")
+            raise DatasetError(
+                f"{source}: unsupported format; use .npz, .mat, .csv or an IDX directory"
+            )
         top = int(max(splits.y_train.max(), splits.y_test.max()))
         if min(splits.y_train.min(), splits.y_test.min()) == 1:  # MATLAB's habit
             raise DatasetError(

@@ -1,4 +1,5 @@
-"""Readers for the file formats MNIST-style data comes in: IDX (raw or gzip), MATLAB .mat, Keras .npz.
+"""Readers for the file formats MNIST-style data comes in: IDX (raw or gzip), MATLAB .mat, Keras
+.npz, and CSV (`handnet.data.csvfile`).
 
 Every reader validates what it reads and raises `DatasetError` naming the file and the problem;
 nothing here unpickles (``np.load(..., allow_pickle=False)``).
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from handnet.data.csvfile import read_csv
 from handnet.data.matfile import read_mat5
+from handnet.data.split import held_out_test
 from handnet.errors import DatasetError
 from handnet.files import atomic_write_bytes
 
@@ -259,3 +262,21 @@ def checked_splits(path: Path, s: Splits) -> Splits:
             f"{path}: train images are {s.X_train.shape[1:]} but test images are {s.X_test.shape[1:]}"
         )
     return Splits(as_images(s.X_train), s.y_train, as_images(s.X_test), s.y_test)
+
+
+def load_csv(path: str | Path) -> Splits:
+    """A labelled digits CSV (Kaggle's ``train.csv``), its test split held out (`held_out_test`)."""
+    path = Path(path)
+    digits = read_csv(path)
+    if digits.y is None:
+        raise DatasetError(
+            f"{path}, line 1: no label column; a dataset needs the label first "
+            "(label,pixel0,...), as in Kaggle's train.csv"
+        )
+    return labelled_splits(path, digits.X, digits.y)
+
+
+def labelled_splits(path: Path, X: npt.NDArray[np.generic], y: npt.NDArray[np.int64]) -> Splits:
+    """Train and test splits of one labelled set, the test images held out (`held_out_test`)."""
+    tr, te = held_out_test(y, str(path))
+    return checked_splits(path, Splits(X[tr], y[tr], X[te], y[te]))

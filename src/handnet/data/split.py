@@ -34,6 +34,22 @@ def stratified_split(
     return np.flatnonzero(mask), val_idx
 
 
+TEST_FRACTION = 1 / 7  # MNIST's own share: 10,000 test images of 70,000
+TEST_SPLIT_SEED = 0  # one fixed draw, so that training and `evaluate` hold out the same images
+
+
+def held_out_test(
+    y: npt.NDArray[np.int64], what: str
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Indices (train, test) for a labelled set that comes without a test split (a CSV file, an
+    image folder): TEST_FRACTION of it, stratified, drawn with TEST_SPLIT_SEED whatever the run's
+    seed, so that every command holds out the same images."""
+    n_test = round(len(y) * TEST_FRACTION)
+    if n_test == 0:
+        raise DatasetError(f"{what}: {len(y)} images are too few to hold out a test split")
+    return stratified_split(y, n_test, np.random.default_rng(TEST_SPLIT_SEED))
+
+
 def finite_rows(X: npt.NDArray[np.generic], what: str) -> npt.NDArray[np.float32]:
     """``X`` as float32 rows (N, D), (0, D) too; NaN or inf is an error: "{what} contain NaN"."""
     Xf = np.asarray(X).reshape(len(X), math.prod(X.shape[1:])).astype(np.float32)

@@ -94,6 +94,19 @@ def predict_images(
     ]
 
 
+def predict_pixels(
+    clf: Classifier,
+    X: npt.NDArray[np.generic],
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> npt.NDArray[np.float32]:
+    """Class probabilities (N, classes) of inputs already like the model's training images (the
+    rows of a CSV file): shape normalization and standardization as in training, no photo
+    preprocessing. ``views`` and ``rng`` as in `predict_images`."""
+    seen = clf.normalize_shape(X)
+    return view_average_proba(clf, clf.standardize(seen), views, rng).astype(np.float32)
+
+
 def _name(source: ImageSource, i: int) -> str:
     return str(source) if isinstance(source, str | Path) else f"image {i}"
 
