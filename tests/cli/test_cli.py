@@ -129,7 +129,7 @@ def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:
         (["train", "--config", "missing.toml"], "missing.toml: file not found"),
         (["evaluate", "missing.safetensors"], "missing.safetensors: file not found"),
         (["info", "pyproject.toml"], "not a safetensors file"),
-        (["plot", "missing"], "missing: no such file or directory"),
+        (["plot", "missing"], "missing: file not found"),
         (["report", "."], ".: a directory with no .safetensors model"),
         (["report", "pyproject.toml"], "not a safetensors file"),
         (["frobnicate"], "invalid choice"),

@@ -31,6 +31,13 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# The model argument of every command that loads one: a file, a run directory, or the newest run.
+MODEL_HELP = (
+    "a .safetensors model file, or a run directory; RUNS/latest is the newest finished run "
+    "under RUNS (e.g. runs/latest)"
+)
+
+
 def needs_search_extra(e: ImportError) -> ConfigError:
     """The error of a command that needs Optuna (the search extra) without it."""
     return ConfigError(f"needs the search extra: {install_extra('search')} ({e})")

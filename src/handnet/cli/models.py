@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handnet.cli.common import (
+    MODEL_HELP,
     add_data_source_flags,
     add_tta_flags,
     print_json,
@@ -33,7 +34,7 @@ def add_evaluate(sub: Any) -> None:
         "model",
         type=Path,
         nargs="+",
-        help="a .safetensors model file; several make a committee that averages probabilities",
+        help=f"{MODEL_HELP}; several make a committee that averages probabilities",
     )
     p.add_argument(
         "--dataset", help="dataset name or path (default: the one the model was trained on)"
@@ -58,11 +59,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.train.fit import evaluate_logits
     from handnet.train.heldout import data_source, held_out_images
     from handnet.train.modelfile import load_model
+    from handnet.train.runs import run_model
     from handnet.train.tta import check_augmented
 
     views, rng = tta_views(args)
-    members = [load_model(path) for path in args.model]
-    names = [str(path) for path in args.model]
+    paths = [run_model(path) for path in args.model]
+    members = [load_model(path) for path in paths]
+    names = [str(path) for path in paths]
     check_compatible(members, names)
     if views:
         check_augmented(members, names)
@@ -88,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         logits = as_logits(proba)
     result = evaluate_logits(logits, y)
     member_accuracy = (answers == y).mean(axis=1).tolist()
-    args.model = args.model[0] if len(args.model) == 1 else f"committee of {len(members)}"
+    args.model = names[0] if len(names) == 1 else f"committee of {len(members)}"
     tta = {"views": views, "seed": args.tta_seed} if views else None
     if args.json:
         print_json(
@@ -128,15 +131,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="print a model file's metadata")
-    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
     p.set_defaults(func=cmd_info)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from handnet.train.modelfile import load_model
+    from handnet.train.runs import run_model
 
-    clf = load_model(args.model)
+    path = run_model(args.model)
+    clf = load_model(path)
     meta = clf.meta
     if args.json:
         print_json(meta)
@@ -144,7 +149,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     n_params = sum(p.size for p in clf.net.parameters().values())
     metrics = meta.get("metrics", {})
     lines = [
-        f"model        {args.model}",
+        f"model        {path}",
         f"network      {clf.net!r}",
         f"parameters   {n_params:,}",
         f"classes      {', '.join(clf.classes)}",
@@ -179,7 +184,7 @@ def add_predict(sub: Any) -> None:
         "With --csv, each row of a CSV file (Kaggle's test.csv) is an image, and the answers "
         "are written in Kaggle's submission format, ImageId,Label.",
     )
-    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="image files")
     p.add_argument(
         "--csv",
@@ -207,6 +212,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.images.predict import predict_images
     from handnet.images.preprocess import ImageError
     from handnet.train.modelfile import load_model
+    from handnet.train.runs import run_model
     from handnet.train.tta import check_augmented
 
     if args.csv and args.images:
@@ -218,9 +224,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv and args.json:
         raise ConfigError("--json: not with --csv, whose answers are CSV")
     views, rng = tta_views(args)
-    clf = load_model(args.model)
+    path = run_model(args.model)
+    clf = load_model(path)
     if views:
-        check_augmented([clf], [str(args.model)])  # before any image
+        check_augmented([clf], [str(path)])  # before any image
     if args.csv:
         return predict_csv(clf, args.csv, args.out, views, rng)
     if not 1 <= args.top <= len(clf.classes):
@@ -271,7 +278,7 @@ def add_serve(sub: Any) -> None:
         description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
         f"Needs the 'serve' extra: {install_extra('serve')}.",
     )
-    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     p.add_argument(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import add_data_source_flags, needs_search_extra
+from handnet.cli.common import MODEL_HELP, add_data_source_flags, needs_search_extra
 from handnet.errors import ConfigError
 
 
@@ -15,7 +15,7 @@ def add_run_source(p: Any, required: bool = True) -> None:
         "run",
         type=Path,
         nargs=None if required else "?",
-        help="a run directory or a .safetensors model file",
+        help=MODEL_HELP,
     )
     p.add_argument(
         "--dataset",
@@ -40,9 +40,10 @@ def add_plot(sub: Any) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from handnet.report import run_plots
+    from handnet.train.runs import run_model
 
     view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
-    out = args.out or run_plots.resolve_model(args.run).parent
+    out = args.out or run_model(args.run).parent
     for path in run_plots.write(run_plots.draw(view), out):
         print(path)
     return 0
@@ -70,6 +71,7 @@ def add_report(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from handnet.report import html as report
     from handnet.report import run_plots
+    from handnet.train.runs import run_model
 
     if args.study is not None:
         if args.run is not None:
@@ -79,7 +81,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.run is None:
         raise ConfigError("give a run directory or model file, or --study NAME")
     view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
-    out = args.out or run_plots.resolve_model(args.run).parent
+    out = args.out or run_model(args.run).parent
     path = report.write_run_report(view, run_plots.draw(view), Path(out) / report.REPORT_NAME)
     print(path)
     return 0

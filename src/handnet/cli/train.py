@@ -11,6 +11,7 @@ from typing import Any
 from handnet.cli.common import (
     DEFAULTS,
     FIELDS,
+    MODEL_HELP,
     DefaultsHelp,
     add_config_flags,
     add_data_source_flags,
@@ -112,6 +113,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--resume continues a run with its saved settings; drop {', '.join(given)}"
             )
+    published: list[Path] = []
+
+    def keep(*run: Any) -> None:  # publish, and keep what it wrote to say where it went
+        published.extend(publish(*run))
+
     with StopSignals() as stop:
         if args.resume is not None:
             res = resume_run(
@@ -121,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 checkpoint_every=args.checkpoint_every,
                 stop=stop,
-                publish=publish,
+                publish=keep,
             )
         else:
             res = train_run(
@@ -132,19 +138,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 checkpoint_every=args.checkpoint_every,
                 stop=stop,
-                publish=publish,
+                publish=keep,
             )
     m = res.metrics
+    report = next((str(p) for p in published if p.suffix == ".html"), None)
+    where = {"run_dir": str(res.run_dir), "report": report, "model": str(res.model_path)}
     if args.json:
-        print_json(
-            {k: v for k, v in m.items() if k != "test_confusion"} | {"model": str(res.model_path)}
-        )
+        print_json({k: v for k, v in m.items() if k != "test_confusion"} | where)
     else:
         val = f"{m['val_accuracy']:.2%}" if m["val_accuracy"] is not None else "n/a"
         epochs = f"{m['epochs']} epoch" + "s" * (m["epochs"] != 1)
+        plots = sum(p.suffix == ".png" for p in published)
         print(
             f"test accuracy {m['test_accuracy']:.2%} (validation {val}) after {epochs}, "
-            f"{m['train_seconds']:.1f}s of training\nmodel: {res.model_path}"
+            f"{m['train_seconds']:.1f}s of training\n"
+            f"run:    {res.run_dir}  ({plots} plots, history.csv, metrics.json, config.toml)\n"
+            f"report: {report}\n"
+            f"model:  {res.model_path}"
         )
     return 0
 
@@ -230,7 +240,7 @@ def add_finetune(sub: Any) -> None:
         "accuracy does not drop.",
         formatter_class=DefaultsHelp,
     )
-    p.add_argument("model", type=Path, help="a .safetensors model file")
+    p.add_argument("model", type=Path, help=MODEL_HELP)
     ridge = FIELDS["finetune_ridge"]  # the setting of `handnet train --finetune`
     p.add_argument(
         "--ridge",
@@ -253,12 +263,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from handnet.train.fit import evaluate
     from handnet.train.heldout import data_source, run_config
     from handnet.train.modelfile import load_model, save_model
-    from handnet.train.runs import load_run_data
+    from handnet.train.runs import load_run_data, run_model
 
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
         raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
-    clf = load_model(args.model)
-    cfg = run_config(clf, str(args.model))
+    model = run_model(args.model)
+    clf = load_model(model)
+    cfg = run_config(clf, str(model))
     data = load_run_data(
         cfg, Rngs.for_config(cfg).split, *data_source(clf, args.data_dir, args.mirror)
     )
@@ -277,16 +288,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         },
     }
     # A discarded refit leaves the model as it was: a copy of it would only join a committee twice.
-    out = (
-        (args.out or args.model.with_name(args.model.stem + "-ft.safetensors"))
-        if res.kept
-        else None
-    )
+    out = (args.out or model.with_name(model.stem + "-ft.safetensors")) if res.kept else None
     if out is not None:
         save_model(clf, out)
     if args.json:
         print_json({**res.to_dict(), "test_accuracy": test.accuracy, "model": out and str(out)})
     else:
-        written = f"model: {out}" if out else f"no new file: {args.model} stays as it is"
+        written = f"model: {out}" if out else f"no new file: {model} stays as it is"
         print(f"{res.message}\ntest accuracy {test.accuracy:.2%}\n{written}")
     return 0

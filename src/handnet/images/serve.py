@@ -290,15 +290,17 @@ def serve(
     tta_views: int = 0,
     tta_seed: int = 0,
 ) -> None:
-    """Load ``model``, bind ``host:port`` (a one-line error if it is taken) and run the app with
-    uvicorn until interrupted."""
+    """Load ``model`` (a file, a run directory or RUNS/latest), bind ``host:port`` (a one-line
+    error if it is taken) and run the app with uvicorn until interrupted."""
     import socket
 
     import uvicorn
 
     from handnet.images.predict import input_field
     from handnet.train.modelfile import load_model
+    from handnet.train.runs import run_model
 
+    model = run_model(model)
     clf = load_model(model)
     input_field(clf)  # refuse non-image models before starting
     app = create_app(

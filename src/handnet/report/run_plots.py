@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from handnet.errors import ModelFileError
 from handnet.files import atomic_write_bytes
 from handnet.nn.layers import ReLU, Tanh
 from handnet.nn.losses import softmax
@@ -25,6 +24,7 @@ from handnet.report import plots
 from handnet.train.classifier import Classifier
 from handnet.train.heldout import data_source
 from handnet.train.modelfile import load_model
+from handnet.train.runs import run_model
 
 ACTIVATION_SAMPLE = 2000  # test images whose hidden activations are histogrammed
 
@@ -164,33 +164,17 @@ def write(pngs: dict[str, bytes], out_dir: str | Path) -> list[Path]:
     return [atomic_write_bytes(out / f"{name}.png", data) for name, data in pngs.items()]
 
 
-def resolve_model(path: str | Path) -> Path:
-    """A model file, or a run directory holding one (``<dir>/<dir name>.safetensors`` first)."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelFileError(f"{p}: no such file or directory")
-    if p.is_file():
-        return p
-    named = p / f"{p.name}.safetensors"
-    if named.is_file():
-        return named
-    found = sorted(p.glob("*.safetensors"))
-    if len(found) != 1:
-        why = "no .safetensors model" if not found else f"{len(found)} .safetensors files"
-        raise ModelFileError(f"{p}: a directory with {why}; name the model file instead")
-    return found[0]
-
-
 def load_view(
     model: str | Path,
     dataset: str | None = None,
     data_dir: str | Path | None = None,
     mirror: str | None = None,
 ) -> RunView:
-    """Load a model file (or run directory) and the test split the plots are drawn from."""
+    """Load a model file (or a run directory, or RUNS/latest) and the test split the plots are
+    drawn from."""
     from handnet.data import load_splits
 
-    clf = load_model(resolve_model(model))
+    clf = load_model(run_model(model))
     source = dataset or str(clf.meta.get("dataset", "mnist"))
     splits, _ = load_splits(source, *data_source(clf, data_dir, mirror))
     y = splits.y_test.astype(np.int64)

@@ -5,7 +5,8 @@ seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation,
 ``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``),
 the plots (``*.png``) and ``report.html``. While the run trains it also holds
 ``checkpoint.safetensors`` (see `handnet.train.checkpoint`), from which ``resume_run`` continues
-bit-exactly; the checkpoint is removed once the run has finished.
+bit-exactly; the checkpoint is removed once the run has finished. `run_model` finds the model of
+a run directory, and of ``RUNS/latest``, so that a run is a model wherever a file is.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import tomli_w
 
 from handnet.data import Dataset, load_dataset
 from handnet.data.augment import Augmenter, augmented_copies, batch_source, blas_threads_beside
-from handnet.errors import CheckpointError, ConfigError, HandnetError, RunInterrupted
+from handnet.errors import (
+    CheckpointError,
+    ConfigError,
+    HandnetError,
+    ModelFileError,
+    RunInterrupted,
+)
 from handnet.files import atomic_write_text
 from handnet.nn.finetune import FinetuneResult, finetune_output
 from handnet.train.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
@@ -50,6 +57,45 @@ def run_name(now: datetime | None = None) -> str:
     """``model-YYYYMMDD-HHMMSS-<6 hex>``: sortable by time, and two runs in one second do not collide."""
     now = now or datetime.now()
     return f"model-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+LATEST = "latest"  # RUNS/latest names the newest finished run under RUNS
+
+
+def run_model(path: str | Path) -> Path:
+    """The model file ``path`` names, so that a run directory is a model wherever a file is.
+
+    A file is itself; a run directory gives ``<dir>/<dir name>.safetensors`` (else its one
+    model file); ``RUNS/latest``, where no such file or directory exists, gives the model of the
+    newest finished run under RUNS (by the start time in its name, then by when its model was
+    written).
+    A path that does not exist is returned as it is, for the loader to say so.
+    """
+    p = Path(path)
+    if p.name == LATEST and not p.exists():
+        return _latest_model(p.parent, p)
+    if not p.is_dir():
+        return p
+    named = p / f"{p.name}.safetensors"
+    if named.is_file():
+        return named
+    found = sorted(f for f in p.glob("*.safetensors") if f.name != CHECKPOINT_NAME)
+    if len(found) == 1:
+        return found[0]
+    if not found and (p / CHECKPOINT_NAME).is_file():
+        raise ModelFileError(
+            f"{p}: an unfinished run, no model yet (resume it: handnet train --resume {p})"
+        )
+    why = "no .safetensors model" if not found else f"{len(found)} .safetensors files"
+    raise ModelFileError(f"{p}: a directory with {why}; name the model file instead")
+
+
+def _latest_model(runs: Path, asked: Path) -> Path:
+    models = [d / f"{d.name}.safetensors" for d in runs.glob("model-*") if d.is_dir()]
+    models = [m for m in models if m.is_file()]
+    if not models:
+        raise ModelFileError(f"{asked}: no finished run in {runs} (model-*/ with its model file)")
+    return max(models, key=lambda m: (m.parent.name[:21], m.stat().st_mtime))
 
 
 @dataclass

@@ -1,0 +1,155 @@
+"""The command line fitted to how people use it (issue 28): a run directory is a model, and
+RUNS/latest the newest one; training says where its results went.
+
+The commands run in this process (`handnet.cli.main`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_main as handnet
+from PIL import Image
+
+from handnet.data.registry import load_bundled_mnist
+from handnet.train.checkpoint import CHECKPOINT_NAME
+
+pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, not pixels
+
+OLD, NEW = "model-20240101-000000-aaaaaa", "model-20240102-000000-bbbbbb"
+
+
+@pytest.fixture(scope="module")
+def runs(mnist_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RUNS with two finished runs (NEW the newer), one unfinished newer still, and a stray file."""
+    out = tmp_path_factory.mktemp("runs")
+    for name in (OLD, NEW):
+        (out / name).mkdir()
+        shutil.copy(mnist_model, out / name / f"{name}.safetensors")
+    unfinished = out / "model-20240103-000000-cccccc"
+    unfinished.mkdir()
+    (unfinished / CHECKPOINT_NAME).write_bytes(b"not read")
+    (out / "notes.txt").write_text("a stray file\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test-set 4, as a PNG."""
+    s = load_bundled_mnist()
+    path = tmp_path_factory.mktemp("digits") / "four.png"
+    Image.fromarray(s.X_test[int(np.flatnonzero(s.y_test == 4)[0])]).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def quadrants(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small learnable .npz dataset of 28x28 images: the class is the bright quadrant."""
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n)
+        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, q = divmod(int(c), 2)
+            X[i, r * 14 : r * 14 + 14, q * 14 : q * 14 + 14] += 150
+        return X, y.astype(np.uint8)
+
+    (x_train, y_train), (x_test, y_test) = make(400), make(100)
+    path = tmp_path_factory.mktemp("data") / "quadrants.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def train(quadrants: Path, out: Path, *flags: str) -> tuple[str, Path]:
+    """A quiet 2-epoch run on the quadrants; its stdout and its run directory."""
+    args = ("--hidden-sizes", "8", "--epochs", "2", "--warmup-epochs", "0.5", "--val-size", "50")
+    r = handnet("train", "--dataset", quadrants, *args, "--out", out, "--quiet", *flags)
+    assert r.returncode == 0, r.stderr
+    (run_dir,) = out.iterdir()
+    return r.stdout, run_dir
+
+
+def model_of(run: Path) -> Path:
+    return run / f"{run.name}.safetensors"
+
+
+def test_info_takes_a_run_directory_and_runs_latest(runs: Path) -> None:
+    r = handnet("info", runs / OLD)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["model", str(model_of(runs / OLD))]
+    # latest: the newest *finished* run, not the unfinished one named later
+    r = handnet("info", runs / "latest")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["model", str(model_of(runs / NEW))]
+
+
+def test_predict_and_evaluate_take_a_run_directory(runs: Path, four: Path) -> None:
+    r = handnet("predict", runs / NEW, four, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["label"] == "4"
+    r = handnet("evaluate", runs / "latest", runs / OLD, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"] == [str(model_of(runs / NEW)), str(model_of(runs / OLD))]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["info"], ["evaluate"], ["predict", "x.png"], ["serve"], ["finetune"], ["plot"], ["report"]],
+)
+def test_every_model_argument_takes_a_directory(runs: Path, command: list[str]) -> None:
+    """Each command resolves its model through the run layout: an unfinished run (a checkpoint,
+    no model yet) gets the same one-line answer everywhere, before any data is loaded."""
+    unfinished = runs / "model-20240103-000000-cccccc"
+    r = handnet(command[0], unfinished, *command[1:])
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"handnet {command[0]}: error: {unfinished}: an unfinished run, no model yet "
+        f"(resume it: handnet train --resume {unfinished})"
+    ]
+
+
+def test_latest_without_a_finished_run_is_one_line(tmp_path: Path) -> None:
+    r = handnet("info", tmp_path / "latest")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"handnet info: error: {tmp_path / 'latest'}: no finished run in {tmp_path} "
+        "(model-*/ with its model file)"
+    ]
+
+
+def test_a_directory_named_latest_is_itself(runs: Path, tmp_path: Path) -> None:
+    shutil.copytree(runs / OLD, tmp_path / "latest")
+    r = handnet("info", tmp_path / "latest")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == [
+        "model",
+        str(tmp_path / "latest" / f"{OLD}.safetensors"),
+    ]
+
+
+def test_the_help_of_a_model_argument_names_runs_latest() -> None:
+    for command in ("info", "predict", "evaluate", "serve", "finetune", "plot", "report"):
+        text = " ".join(handnet(command, "--help").stdout.split())  # unwrapped
+        assert "or a run directory; RUNS/latest is the newest finished run" in text, command
+
+
+def test_train_says_where_its_results_went(quadrants: Path, tmp_path: Path) -> None:
+    out, run_dir = train(quadrants, tmp_path / "text")
+    report, model = run_dir / "report.html", model_of(run_dir)
+    assert out.splitlines()[1:] == [
+        f"run:    {run_dir}  (8 plots, history.csv, metrics.json, config.toml)",
+        f"report: {report}",
+        f"model:  {model}",
+    ]
+    assert report.is_file() and model.is_file() and len(list(run_dir.glob("*.png"))) == 8
+    out, run_dir = train(quadrants, tmp_path / "json", "--json")
+    paths = {k: v for k, v in json.loads(out).items() if k in ("run_dir", "report", "model")}
+    assert paths == {
+        "run_dir": str(run_dir),
+        "report": str(run_dir / "report.html"),
+        "model": str(model_of(run_dir)),
+    }
