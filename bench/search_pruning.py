@@ -18,7 +18,8 @@ import optuna
 from machine import blas_info  # bench/machine.py: this folder is on sys.path
 
 from handnet.search.space import DEFAULT_SPACE
-from handnet.search.study import SearchConfig, search
+from handnet.search.study import SearchConfig
+from handnet.search.workers import search
 from handnet.train.config import TrainConfig
 
 

@@ -1,6 +1,7 @@
 """The search, for real: trials that save models, prune, diverge; a killed search that resumes; two
-workers on one PostgreSQL server. Tiny data and models, so each test takes seconds; nothing waits
-on a clock: a kill happens when the database says trials are complete and one is running."""
+workers on one PostgreSQL server. Tiny data and models; nothing waits on a clock: a kill happens
+when the database says trials are complete and one is running. Commands run in this process
+(`handnet.cli.main`) unless a signal, a kill or a second worker needs a real one; those are slow."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from conftest import require, tiny_dataset
+from conftest import require, run_main, tiny_dataset
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -44,16 +45,12 @@ from handnet.search.storage import (
     redact,
     storage_url,
 )
-from handnet.search.study import (
-    Objective,
-    SearchConfig,
-    counts_toward_budget,
-    open_study,
-    search,
-)
+from handnet.search.study import Objective, SearchConfig, counts_toward_budget, open_study
+from handnet.search.workers import search
 from handnet.train.config import TrainConfig
 from handnet.train.modelfile import load_model
 
+pytestmark = pytest.mark.usefixtures("unrendered_plots")  # pages and files, not pixels
 PLAIN = TrainConfig(aug_shift=0.0)  # blobs and tiny_dataset are feature vectors, not images
 MODEL_NAME = re.compile(r"model-\d{8}-\d{6}-[0-9a-f]{6}\.safetensors$")
 SPACE = space_from_dict(
@@ -208,7 +205,7 @@ def test_postgres_urls_use_psycopg3() -> None:
     assert storage_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-# ------------------------------------------------------------------ real processes, killed midway
+# ------------------------------------------------------ the command, and real processes killed midway
 
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
@@ -231,14 +228,14 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def search_cmd(idx_dir: Path, work: Path, storage: str | None, *extra: str) -> list[str]:
-    """A quick search of 6 trials, study k; ``extra`` flags override (argparse keeps the last)."""
+def search_args(idx_dir: Path, work: Path, storage: str | None, *extra: str) -> list[str]:
+    """``handnet search`` of 6 trials, study k; ``extra`` flags override (argparse keeps the last)."""
     space = work / "space.toml"
     space.write_text(
         "[params.lr]\nlow = 0.005\nhigh = 0.2\nlog = true\n"
         '[params.hidden_units]\ntype = "int"\nlow = 8\nhigh = 32\nlog = true\n'
     )
-    return [*HANDNET, "search", "--dataset", str(idx_dir), "--val-size", "100",
+    return ["search", "--dataset", str(idx_dir), "--val-size", "100",
             "--space", str(space), "--epochs", "15", "--trials", "6", "--study", "k",
             *(["--storage", storage] if storage else []), "--out", str(work / "runs"), "--sampler", "random",
             "--pruner", "none", "--quiet", *extra]  # fmt: skip
@@ -293,12 +290,13 @@ def check_finished_study(
     assert not [t for t in after.values() if t.state == optuna.trial.TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_kill_9_midway_then_rerun_loses_nothing_and_duplicates_nothing(
     idx_dir: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "k.db"
     storage = f"sqlite:///{db}"
-    cmd = search_cmd(idx_dir, tmp_path, storage)
+    cmd = [*HANDNET, *search_args(idx_dir, tmp_path, storage)]
     proc = start_and_wait_midway(cmd, db)
     proc.kill()  # SIGKILL: no cleanup at all
     proc.communicate()
@@ -324,10 +322,11 @@ def test_kill_9_midway_then_rerun_loses_nothing_and_duplicates_nothing(
         assert f"{HOST}:{before[n].user_attrs['pid']} died (killed?) mid-trial" in page
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_prints_the_summary_and_resumes(idx_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     storage = f"sqlite:///{db}"
-    cmd = search_cmd(idx_dir, tmp_path, storage)
+    cmd = [*HANDNET, *search_args(idx_dir, tmp_path, storage)]
     proc = start_and_wait_midway(cmd, db)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -423,24 +422,26 @@ def test_only_passing_database_errors_are_retried(
     assert len(calls) == tries
 
 
-def test_a_study_is_read_from_any_directory(idx_dir: Path, tmp_path: Path) -> None:
+def test_a_study_is_read_from_any_directory(
+    idx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The search ran in work/ with the default --out runs; read it from elsewhere."""
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
-    cmd = search_cmd(idx_dir, work, None, "--out", "runs", "--trials", "2", "--epochs", "2")
-    run = dict(capture_output=True, text=True, env=env(), timeout=300)
-    r = subprocess.run(cmd, cwd=work, **run)  # type: ignore[call-overload]
+    monkeypatch.chdir(work)
+    r = run_main(
+        *search_args(idx_dir, work, None, "--out", "runs", "--trials", "2", "--epochs", "2")
+    )
     assert r.returncode == 0, r.stderr
     runs = work / "runs"
-    r = subprocess.run([*HANDNET, "search", "--summary", "--study", "k", "--out", str(runs)],
-                       cwd=elsewhere, **run)  # type: ignore[call-overload]  # fmt: skip
+    monkeypatch.chdir(elsewhere)
+    r = run_main("search", "--summary", "--study", "k", "--out", runs)
     assert r.returncode == 0, r.stderr
     assert f"-> {runs}/k/best.safetensors" in r.stdout
     models = re.findall(r"\S+/trials/\S+\.safetensors$", r.stdout, re.M)
     assert len(models) == 2 and all(Path(elsewhere, m).exists() for m in models)
-    r = subprocess.run([*HANDNET, "report", "--study", "k", "--runs", str(runs)],
-                       cwd=elsewhere, **run)  # type: ignore[call-overload]  # fmt: skip
+    r = run_main("report", "--study", "k", "--runs", runs)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{runs}/k/report.html\n"
     assert "best-report.html" in (runs / "k" / "report.html").read_text()
@@ -560,10 +561,12 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(
     idx_dir: Path, tmp_path: Path, postgres_url: str
 ) -> None:
-    cmd = search_cmd(idx_dir, tmp_path, postgres_url)
+    cmd = [*HANDNET, *search_args(idx_dir, tmp_path, postgres_url)]
     workers = [
         subprocess.Popen(
             [*cmd, "--sampler-seed", str(i)],
@@ -583,6 +586,7 @@ def test_two_workers_share_one_postgresql_study(
     assert all(t.user_attrs.get("skipped") for t in trials if t.state.name == "FAIL")
 
 
+@pytest.mark.postgres
 def test_a_postgresql_study_read_on_another_machine_names_it_and_hides_the_password(
     tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -607,14 +611,10 @@ def test_a_postgresql_study_read_on_another_machine_names_it_and_hides_the_passw
 
 def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/s.db"
-    cmd = search_cmd(idx_dir, tmp_path, storage)
-    r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
+    r = run_main(*search_args(idx_dir, tmp_path, storage, "--trials", "3", "--epochs", "2"))
     assert r.returncode == 0, r.stderr
-    report_cmd = [*HANDNET, "report", "--study", "k", "--storage", storage]
-    r = subprocess.run(
-        [*report_cmd, "--runs", str(tmp_path / "runs")],
-        env=env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    report = ("report", "--study", "k", "--storage", storage, "--runs", tmp_path / "runs")
+    r = run_main(*report)
     assert r.returncode == 0, r.stderr
     page_path = Path(r.stdout.strip())
     assert page_path == tmp_path / "runs" / "k" / "report.html"
@@ -625,10 +625,7 @@ def test_study_report_page_links_the_best_runs_page(idx_dir: Path, tmp_path: Pat
     assert f"{best['val_accuracy']:.2%}" in page and f"{best['test_accuracy']:.2%}" in page
     best_page = (tmp_path / "runs" / "k" / "best-report.html").read_text()
     assert f"{best['test_accuracy']:.2%}" in best_page
-    r = subprocess.run(
-        [*report_cmd, "--runs", str(tmp_path / "runs"), "--study", "nope"],
-        env=env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    r = run_main(*report, "--study", "nope")
     assert r.returncode == 2 and "no such study" in r.stderr
 
 
@@ -647,9 +644,8 @@ def test_search_on_normalized_digits_keeps_the_flags_in_its_models(
     idx_dir: Path, tmp_path: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path}/d.db"
-    cmd = search_cmd(idx_dir, tmp_path, storage, "--deskew", "--width-normalize", "16")
-    cmd[cmd.index("--trials") + 1], cmd[cmd.index("--epochs") + 1] = "2", "2"
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=300)
+    flags = ("--deskew", "--width-normalize", "16", "--trials", "2", "--epochs", "2")
+    r = run_main(*search_args(idx_dir, tmp_path, storage, *flags))
     assert r.returncode == 0, r.stderr
     best = load_model(tmp_path / "runs" / "k" / "best.safetensors")
     assert best.geometry == Geometry(deskew=True, width=16)

@@ -90,6 +90,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         from handnet.search import study as S
         from handnet.search.results import leaderboard
+        from handnet.search.workers import search
     except ImportError as e:
         raise needs_search_extra(e) from None
     from handnet.search.space import DEFAULT_SPACE, load_space
@@ -113,7 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     space = load_space(args.space) if args.space else DEFAULT_SPACE
     base = TrainConfig.from_dict({**config_values(args), "epochs": args.epochs}, where="flags")
     try:
-        study = S.search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
+        study = search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
     except KeyboardInterrupt:
         study = S.load_study(cfg)
         print(leaderboard(study, cfg.study_dir, top=args.top))
