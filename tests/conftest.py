@@ -1,16 +1,21 @@
 """Shared test helpers: finite differences, small synthetic datasets and models, a cached real
-MNIST."""
+MNIST, the command line run in this process."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
+from handnet.cli import main
 from handnet.data import Dataset, Normalization, load_dataset
 from handnet.data.geometry import PLAIN, Geometry
 from handnet.nn.model import MLP
@@ -25,6 +30,54 @@ def require(available: bool, what: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{what} is missing in CI: .ci/setup.d/ should have installed it")
     pytest.skip(f"{what} is not installed")
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a ``handnet`` command did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args: str | Path) -> Ran:
+    """``handnet ARGS`` run in this process by `handnet.cli.main`: the exit code a shell would see
+    (argparse's usage errors, raised as SystemExit, included) and what went to stdout and stderr.
+
+    A test keeps a real subprocess only for what needs one: signals, a closed pipe, resource
+    limits, another user, the interpreter's own exit."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, --version, usage errors
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def unrendered_plots() -> Iterator[None]:
+    """Every figure is built from its data as usual, but ``savefig`` writes a 1x1 PNG instead of
+    rendering it, which costs about a quarter of a second a plot (eight a run). For modules about
+    what a command writes and prints (``pytestmark = pytest.mark.usefixtures(...)``); tests/report
+    and tests/search/test_plots.py check the rendered plots themselves."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(buf, "PNG")
+    png = buf.getvalue()
+
+    def savefig(self: Figure, fname: str | Path | IO[bytes], **kwargs: Any) -> None:
+        if isinstance(fname, str | Path):
+            Path(fname).write_bytes(png)
+        else:
+            fname.write(png)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", savefig)
+        yield
 
 
 def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -62,7 +115,19 @@ def mnist_model(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
     cfg = TrainConfig(hidden_sizes=(128,), epochs=2, dropout=0.0, warmup_epochs=0.5)
     out = tmp_path_factory.mktemp("mnist-runs")
-    return train_run(cfg, out=out, data=mnist, progress=False).model_path
+    with threadpool_limits(limits=1, user_api="blas"):  # see one_blas_thread
+        return train_run(cfg, out=out, data=mnist, progress=False).model_path
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for a module. The tests multiply small matrices, and on a shared 2-core
+    machine OpenBLAS's second thread spins while it waits for a core another process holds: the
+    2-epoch run of `mnist_model` took 17-48 s with two threads there, 2.2 s with one. (Not for
+    the whole suite: a float32 GEMM rounds differently with another thread count, and
+    tests/train/test_pinned.py pins weights computed with the default.)"""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset:
