@@ -1,5 +1,8 @@
-"""The bad-input matrix, through the real command line: every case gets one line on stderr, exit 2,
+"""The bad-input matrix, through the command line: every case gets one line on stderr, exit 2,
 no traceback, nothing half-written, and every file that was there before is left as it was.
+
+The commands run in this process (`handnet.cli.main`), except where a real process is the point:
+another user (a read-only directory), a file-size limit, a private tmpfs.
 
 Flags already covered by test_cli.py (negative lr, dropout 1, batch 0, hidden 0, sigmoid, 0 epochs)
 are not repeated here.
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import Ran, require, run_main
 from safetensors.numpy import save as st_save
 
 from handnet.data import write_idx
@@ -33,12 +36,7 @@ from handnet.train.modelfile import save_model
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-
-
-def run(*args: str, cwd: Path | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HANDNET, *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120, **kw
-    )  # type: ignore[call-overload]
+pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, not pixels
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -46,7 +44,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def assert_one_line_error(r: subprocess.CompletedProcess[str], message: str) -> None:
+def assert_one_line_error(r: Ran | subprocess.CompletedProcess[str], message: str) -> None:
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -96,7 +94,7 @@ def out(tmp_path: Path) -> Path:
 def train_fails(world: Path, out: Path, extra: list[str], message: str) -> None:
     before = snapshot(out)
     args = ["--dataset", str(world / "idx"), "--hidden-sizes", "8", "--epochs", "1"]
-    r = run("train", *args, "--val-size", "50", "--out", str(out), "--quiet", *extra)
+    r = run_main("train", *args, "--val-size", "50", "--out", str(out), "--quiet", *extra)
     assert_one_line_error(r, message)
     assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == [
         "model-20240101-000000-abcdef"
@@ -274,13 +272,20 @@ def _tamper(raw: bytes, case: str) -> bytes:
 )
 @pytest.mark.parametrize("command", ["evaluate", "info"])
 def test_bad_model_file(
-    world: Path, model_bytes_: bytes, tmp_path: Path, case: str, message: str, command: str
+    world: Path,
+    model_bytes_: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    message: str,
+    command: str,
 ) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(_tamper(model_bytes_, case))
     before = snapshot(tmp_path)
     extra = ["--dataset", str(world / "idx")] if command == "evaluate" else []
-    r = run(command, str(bad), *extra, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = run_main(command, str(bad), *extra)
     assert_one_line_error(r, message)
     assert snapshot(tmp_path) == before
 
@@ -291,16 +296,16 @@ def test_evaluate_images_of_the_wrong_size(
     (tmp_path / "m.safetensors").write_bytes(model_bytes_)
     X, y = quadrants(20, size=20)
     np.savez(tmp_path / "d.npz", x_train=X, y_train=y, x_test=X, y_test=y)
-    r = run("evaluate", str(tmp_path / "m.safetensors"), "--dataset", str(tmp_path / "d.npz"))
+    r = run_main("evaluate", tmp_path / "m.safetensors", "--dataset", tmp_path / "d.npz")
     assert_one_line_error(r, "d.npz: its images have 400 pixels, the model expects 784")
 
 
 def test_resume_of_a_bad_run_directory(world: Path, tmp_path: Path) -> None:
-    assert_one_line_error(run("train", "--resume", str(tmp_path / "no")), "no such run directory")
+    assert_one_line_error(run_main("train", "--resume", tmp_path / "no"), "no such run directory")
     (tmp_path / "r").mkdir()
-    assert_one_line_error(run("train", "--resume", str(tmp_path / "r")), "no checkpoint here")
+    assert_one_line_error(run_main("train", "--resume", tmp_path / "r"), "no checkpoint here")
     (tmp_path / "r" / "checkpoint.safetensors").write_bytes(b"\x80\x04K\x01.")
-    assert_one_line_error(run("train", "--resume", str(tmp_path / "r")), "never unpickles")
+    assert_one_line_error(run_main("train", "--resume", tmp_path / "r"), "never unpickles")
 
 
 # --- output: a read-only directory and a full disk -------------------------------------------

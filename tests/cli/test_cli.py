@@ -1,28 +1,24 @@
-"""The command line, run as a user runs it: real subprocesses, exit codes, one-line errors."""
+"""The command line as a user runs it: exit codes, one-line errors, the files it writes. The
+commands run in this process (`handnet.cli.main`); a real process only where the process itself is
+the point (the interpreter's exit code, a closed pipe)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_main as handnet
 
 from handnet.cli import main
 from handnet.data import write_idx
 from handnet.report.run_plots import PLOTS
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
-
-
-def handnet(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run(
-        [*HANDNET, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
-    )
+pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, not pixels
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +134,31 @@ def test_evaluate_and_info(trained: tuple[Path, dict], idx_dir: Path) -> None:
         (["augment-preview", "--out", "p.jpg"], "p.jpg: the preview is a PNG"),
     ],
 )
-def test_user_errors_are_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+def test_user_errors_are_one_line_exit_2(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "pyproject.toml").write_text("x = 1\n")
-    r = handnet(*args, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = handnet(*args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert message in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_interpreter_exits_with_the_commands_code(tmp_path: Path) -> None:
+    """`python -m handnet.cli` hands main's code to the shell: 0, or 2 and one line on stderr."""
+    ok = subprocess.run([*HANDNET, "--version"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("handnet ")
+    r = subprocess.run(
+        [*HANDNET, "train", "--lr", "-1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "lr=-1.0" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_config_values_name_the_file(

@@ -24,6 +24,7 @@ from handnet.cli.reference import train_reference
 from handnet.train.config import GROUPS, TrainConfig
 
 FIELDS = dataclasses.fields(TrainConfig)
+pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, not pixels
 
 
 def help_of(command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> str:
@@ -202,6 +203,7 @@ def on_a_terminal(argv: list[str]) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow  # two real processes on a pseudo-terminal, each training and drawing its plots
 def test_the_progress_bar_shows_on_a_terminal_and_quiet_hides_it(
     tiny_npz: Path, tmp_path: Path
 ) -> None:

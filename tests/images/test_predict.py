@@ -1,16 +1,15 @@
-"""Prediction on image files with a real model trained on MNIST: the API and `handnet predict`."""
+"""Prediction on image files with a real model trained on MNIST: the API and `handnet predict`
+(run in this process)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_main as handnet_cli
 from PIL import Image, ImageDraw
 
 import handnet
@@ -20,17 +19,6 @@ from handnet.data.registry import load_bundled_mnist
 from handnet.images.predict import strongest_units
 from handnet.train.committee import committee_proba
 from handnet.train.modelfile import load_model
-
-
-def handnet_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "handnet.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def photo_of(digit: np.ndarray, k: int, at: tuple[int, int], page: tuple[int, int]) -> Image.Image:
@@ -69,10 +57,10 @@ def test_enlarged_off_centre_black_on_white_png_is_predicted_like_the_original(
 def test_most_of_the_mnist_test_set_survives_the_round_trip(
     mnist_model: Path, mnist: Dataset
 ) -> None:
-    """Over 200 test digits, the enlarged and moved copy gets the original's label >= 97% of the time."""
+    """Over 100 test digits, the enlarged and moved copy gets the original's label >= 97% of the time."""
     clf = load_model(mnist_model)
     s = load_bundled_mnist()
-    X = s.X_test[:200]
+    X = s.X_test[:100]
     rng = np.random.default_rng(1)
     pages = []
     for x in X:
@@ -83,7 +71,7 @@ def test_most_of_the_mnist_test_set_survives_the_round_trip(
     agree = np.mean(
         [p.label for p in handnet.predict_images(clf, pages)] == np.array(clf.predict(X))
     )
-    assert agree >= 0.97
+    assert agree >= 0.97, agree
 
 
 def test_prediction_carries_probabilities_and_the_input(mnist_model: Path, digits: tuple) -> None:
@@ -151,8 +139,8 @@ def test_no_images_give_no_answers(mnist_model: Path) -> None:
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("photos")
     out = {}
-    im = Image.new("RGB", (1600, 1200), (246, 244, 238))  # a pen "7" on a big page, off-centre
-    ImageDraw.Draw(im).line([(300, 200), (520, 200), (380, 600)], fill=(30, 30, 40), width=6)
+    im = Image.new("RGB", (800, 600), (246, 244, 238))  # a pen "7" on a page, off-centre
+    ImageDraw.Draw(im).line([(150, 100), (260, 100), (190, 300)], fill=(30, 30, 40), width=4)
     out["seven"] = d / "seven.png"
     im.save(out["seven"])
     im = Image.new("RGB", (500, 300), "white")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_main
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
@@ -168,9 +166,7 @@ def test_serve_on_a_taken_port_is_a_one_line_error(mnist_model: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "handnet.cli", "serve", str(mnist_model), "--port", port]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+        r = run_main("serve", mnist_model, "--port", port)
     assert r.returncode == 2
     assert (
         r.stderr

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_dataset
+from conftest import run_main, tiny_dataset
 
 from handnet.data import Dataset, write_idx
 from handnet.errors import CheckpointError, ConfigError, ModelFileError, RunInterrupted
@@ -122,7 +122,7 @@ def test_a_failed_run_leaves_no_empty_directory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-# --- real processes: kill -9 and signals ------------------------------------------------------
+# --- real processes: kill -9 and signals (slow: each trains, is killed and resumes) ------------
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -216,6 +216,7 @@ def resume(run_dir: Path) -> Path:
     return run_dir / f"{run_dir.name}.safetensors"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [2, 5])
 def test_kill_9_then_resume_is_bit_identical(
     idx_dir: Path, reference: dict[str, np.ndarray], tmp_path: Path, k: int
@@ -231,6 +232,7 @@ def test_kill_9_then_resume_is_bit_identical(
     assert_same_weights(reference, weights(resume(run_dir)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_checkpoints_prints_resume_command_and_exits(
     idx_dir: Path, reference: dict[str, np.ndarray], tmp_path: Path, sig: int, code: int
@@ -258,13 +260,7 @@ def test_signal_checkpoints_prints_resume_command_and_exits(
     ],
 )
 def test_resume_rejects_training_flags(tmp_path: Path, flags: list[str], named: str) -> None:
-    r = subprocess.run(
-        [*HANDNET, "train", "--resume", str(tmp_path), *flags],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    r = run_main("train", "--resume", tmp_path, *flags)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert f"drop {named}" in r.stderr
 
