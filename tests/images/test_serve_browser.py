@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from conftest import require
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")  # installed by .ci/setup.d/chromium.sh; never downloaded
 CHROMIUM_ARGS = [
     "--no-sandbox",

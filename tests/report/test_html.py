@@ -34,6 +34,7 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py says why
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def test_view_from_the_model_file_alone_matches_the_run(run: RunResult, tmp_path
     assert f"{run.metrics['test_accuracy']:.2%}" in run_report(view, pngs)
 
 
+@pytest.mark.browser
 def test_report_opens_in_headless_chromium_without_errors(run: RunResult) -> None:
     require(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
     from playwright.sync_api import sync_playwright
