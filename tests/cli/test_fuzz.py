@@ -136,17 +136,22 @@ def test_idx_huge_declared_shapes(ndim: int, dims: list[int]) -> None:
 # --- .npz ------------------------------------------------------------------------------------
 
 
+NPZ_X = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)  # x_train; x_test is NPZ_X[::-1]
+
+
 def _npz() -> bytes:
     buf = io.BytesIO()
-    x = np.zeros((2, 3, 3), np.uint8)
-    np.savez(buf, x_train=x, y_train=np.array([0, 1]), x_test=x, y_test=np.array([1, 0]))
+    x = NPZ_X
+    np.savez(buf, x_train=x, y_train=np.array([0, 1]), x_test=x[::-1], y_test=np.array([1, 0]))
     return buf.getvalue()
 
 
 def _npz_compressed() -> bytes:
     buf = io.BytesIO()
-    x = np.zeros((2, 3, 3), np.uint8)
-    np.savez_compressed(buf, x_train=x, y_train=np.array([0, 1]), x_test=x, y_test=np.array([1, 0]))
+    x = NPZ_X
+    np.savez_compressed(
+        buf, x_train=x, y_train=np.array([0, 1]), x_test=x[::-1], y_test=np.array([1, 0])
+    )
     return buf.getvalue()
 
 
@@ -168,12 +173,15 @@ def test_npz_every_byte(pos: int, val: int) -> None:
 # --- .mat ------------------------------------------------------------------------------------
 
 
+MAT_X = np.arange(18, dtype=np.uint8).reshape(2, 9)  # trainX; testX is MAT_X[::-1]
+
+
 def _mat(compress: bool) -> bytes:
     buf = io.BytesIO()
-    x = np.zeros((2, 9), np.uint8)
+    x = MAT_X
     scipy.io.savemat(
         buf,
-        {"trainX": x, "trainY": np.array([[0, 1]]), "testX": x, "testY": np.array([[1, 0]])},
+        {"trainX": x, "trainY": np.array([[0, 1]]), "testX": x[::-1], "testY": np.array([[1, 0]])},
         do_compression=compress,
     )
     return buf.getvalue()
@@ -191,19 +199,14 @@ def test_mat(data: bytes) -> None:
 # --- model files and checkpoints -------------------------------------------------------------
 
 
-def _model() -> bytes:
-    net = MLP(6, (4,), 3, rng=np.random.default_rng(0))
-    return model_bytes(Classifier(net, Normalization(0.1, 0.3), ["a", "b", "c"], (2, 3)))
-
-
-def _checkpoint() -> bytes:
-    cfg = TrainConfig(dataset="x", hidden_sizes=(4,), epochs=2, val_size=0)
-    rngs = Rngs.from_seed(0)
-    state = TrainState.fresh(cfg, 6, 3, rngs)
-    return checkpoint_bytes(state, cfg, {"name": "x", "n_train": 10})
-
-
-MODEL, CKPT = _model(), _checkpoint()
+NET = MLP(6, (4,), 3, rng=np.random.default_rng(0))
+for p in NET.parameters().values():  # weights no fresh network has, whatever its seed
+    p[...] = np.linspace(-1, 1, p.size, dtype=p.dtype).reshape(p.shape)
+CLF = Classifier(NET, Normalization(0.1, 0.3), ["a", "b", "c"], (2, 3))
+CKPT_CFG = TrainConfig(dataset="x", hidden_sizes=(4,), epochs=2, val_size=0)
+CKPT_STATE = TrainState.fresh(CKPT_CFG, 6, 3, Rngs.from_seed(0))
+MODEL = model_bytes(CLF)
+CKPT = checkpoint_bytes(CKPT_STATE, CKPT_CFG, {"name": "x", "n_train": 10})
 MODEL_HEADER = 8 + int.from_bytes(MODEL[:8], "little")
 
 
@@ -226,17 +229,38 @@ def test_checkpoint_file(data: bytes) -> None:
     only_handnet_errors(load_checkpoint, "c.safetensors", data)
 
 
-def test_valid_inputs_load() -> None:
-    """The seeds of the mutations are themselves valid, so the fuzzers start from real files."""
-    for name, data, read in (
-        ("v.idx", IDX_RAW, read_idx),
-        ("v.npz", NPZ, load_npz),
-        ("v.mat", MAT, load_mat),
-        ("v.safetensors", MODEL, load_model),
-        ("k.safetensors", CKPT, load_checkpoint),
+def read_back(name: str, data: bytes, read: Callable[[Path], Any]) -> Any:
+    (WORK / name).write_bytes(data)
+    return read(WORK / name)
+
+
+def test_valid_inputs_load_as_what_was_written() -> None:
+    """The seeds of the mutations are themselves valid, so the fuzzers start from real files: each
+    reader gives back the arrays, labels and weights that were written."""
+    for name, data in (("v.idx", IDX_RAW), ("v.idx.gz", IDX_GZ)):
+        x = read_back(name, data, read_idx)
+        assert x.dtype == np.uint8
+        np.testing.assert_array_equal(x, IMAGES)
+    for name, data, read, X in (
+        ("v.npz", NPZ, load_npz, NPZ_X),
+        ("z.npz", NPZ_Z, load_npz, NPZ_X),
+        ("v.mat", MAT, load_mat, MAT_X),
+        ("z.mat", MAT_Z, load_mat, MAT_X),
     ):
-        (WORK / name).write_bytes(data)
-        assert read(WORK / name) is not None
+        splits = read_back(name, data, read)
+        np.testing.assert_array_equal(splits.X_train.reshape(X.shape), X, err_msg=name)
+        np.testing.assert_array_equal(splits.X_test.reshape(X.shape), X[::-1], err_msg=name)
+        assert splits.y_train.tolist() == [0, 1] and splits.y_test.tolist() == [1, 0], name
+    clf = read_back("v.safetensors", MODEL, load_model)
+    assert (clf.classes, clf.image_shape, clf.norm) == (CLF.classes, CLF.image_shape, CLF.norm)
+    want = CLF.net.state_dict()
+    assert clf.net.state_dict().keys() == want.keys()
+    for k, v in clf.net.state_dict().items():
+        np.testing.assert_array_equal(v, want[k], err_msg=k)
+    ck = read_back("k.safetensors", CKPT, load_checkpoint)
+    assert ck.config == CKPT_CFG and ck.dataset == {"name": "x", "n_train": 10}
+    for k, v in CKPT_STATE.model.state_dict().items():
+        np.testing.assert_array_equal(ck.tensors[f"params.{k}"], v, err_msg=k)
 
 
 @pytest.fixture(scope="module", autouse=True)

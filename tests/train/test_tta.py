@@ -57,12 +57,27 @@ def test_same_seed_same_answer_other_seed_other_draws() -> None:
 
 
 def test_large_inputs_are_augmented_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk's rows get the copies of their own images. The chunks draw in turn, view after
+    view, so the first chunk of a single view is drawn as if it were the whole input."""
     import handnet.train.tta
 
     clf = model()
+    x = clf.prepare(images())
     monkeypatch.setattr(handnet.train.tta, "CHUNK", 5)  # 12 images: chunks of 5, 5, 2
-    p = tta_proba(clf, images(), 2, np.random.default_rng(0))
-    assert p.shape == (12, 3) and np.allclose(p.sum(axis=1), 1.0)
+    got = view_average_proba(clf, x, 2, np.random.default_rng(0))
+    # By hand: the same draws in the same order, chunk by chunk within each view.
+    augment = Augmenter(
+        AUGMENTED.augment_spec(), (8, 8), np.random.default_rng(0), fill=clf.norm.black
+    )
+    want = softmax(clf.net.predict_logits(x)).astype(np.float64)
+    for _ in range(2):
+        for rows in (slice(0, 5), slice(5, 10), slice(10, 12)):
+            want[rows] += softmax(clf.net.predict_logits(augment(x[rows])))
+    np.testing.assert_allclose(got, want / 3, rtol=1e-6)
+    one_view = view_average_proba(clf, x, 1, np.random.default_rng(0))
+    np.testing.assert_allclose(
+        one_view[:5], view_average_proba(clf, x[:5], 1, np.random.default_rng(0)), rtol=1e-6
+    )
 
 
 def test_each_committee_member_gives_what_it_gives_alone() -> None:
