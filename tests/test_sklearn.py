@@ -26,6 +26,8 @@ from handnet.train.config import Rngs
 from handnet.train.fit import TrainState, fit
 from handnet.train.modelfile import load_model, read_metadata, save_model
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
 # The checked instance uses the library defaults: scikit-learn's checks fit on at most a few
 # hundred rows, where 20 epochs of a 256-wide layer take milliseconds. No check is expected to
 # fail, so no expected_failed_checks are declared; a new failure in a later scikit-learn fails
@@ -47,7 +49,10 @@ def test_pipeline_in_grid_search_on_digits() -> None:
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=0
     )
-    pipe = make_pipeline(StandardScaler(), HandnetClassifier(epochs=10, random_state=0))
+    net = HandnetClassifier(
+        hidden_sizes=(32,), epochs=10, random_state=0
+    )  # 13 fits: keep each small
+    pipe = make_pipeline(StandardScaler(), net)
     grid = GridSearchCV(
         pipe, {"handnetclassifier__lr": [0.01, 0.1], "handnetclassifier__dropout": [0.0, 0.2]}, cv=3
     )
