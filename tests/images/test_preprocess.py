@@ -306,7 +306,7 @@ def test_unreadable_files_get_one_line_errors(
     truncated.write_bytes(_encode(_drawn("L", 255, 0), "PNG")[:200])
     with pytest.raises(ImageError, match=r"cut.png: cannot read image"):
         load_image(truncated)
-    monkeypatch.setattr("handnet.images.preprocess.MAX_PIXELS", 100)
+    monkeypatch.setattr("handnet.data.photo.MAX_PIXELS", 100)
     with pytest.raises(ImageError, match="too large"):
         load_image(_encode(_drawn("L", 255, 0), "PNG"))
     with pytest.raises(ImageError, match="2-D"):

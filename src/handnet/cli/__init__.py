@@ -8,10 +8,13 @@ checkpoint, prints the resume command and exits with 130 or 143.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from handnet.cli.common import Parser
 from handnet.cli.models import add_evaluate, add_info, add_predict, add_serve
@@ -43,10 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """handnet's own warnings (the files an image folder left out) as one line on stderr, as
+    its errors are; other warnings as Python shows them."""
+    from handnet.data.folder import SkippedImages
+
+    with warnings.catch_warnings():
+        python_way = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, SkippedImages):
+                print(f"handnet {command}: warning: {message}", file=sys.stderr)
+            else:
+                python_way(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code = int(args.func(args))
+        with one_line_warnings(args.command):
+            code = int(args.func(args))
         sys.stdout.flush()  # so that a closed pipe shows here, where it is handled
         return code
     except RunInterrupted as e:  # a checkpoint was written; the message says how to resume

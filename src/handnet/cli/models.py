@@ -42,11 +42,12 @@ def add_evaluate(sub: Any) -> None:
     add_data_source_flags(p)
     p.add_argument(
         "--split",
-        choices=("test", "validation"),
+        choices=("test", "validation", "all"),
         default="test",
         help="the test set, or the validation images the models held out in training, for "
         "choosing a committee without the test set; its members must have held out the same "
-        "ones (train them with one --split-seed) (default: test)",
+        "ones (train them with one --split-seed); or all of a --dataset the models never saw, "
+        "such as a folder of your own photos (default: test)",
     )
     add_tta_flags(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -54,7 +55,7 @@ def add_evaluate(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from handnet.data import load_splits
+    from handnet.data import load_splits, model_labels
     from handnet.train.committee import as_logits, check_compatible, committee_votes
     from handnet.train.fit import evaluate_logits
     from handnet.train.heldout import data_source, held_out_images
@@ -80,8 +81,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         source, X, y = held_out_images(members, names, data_dir, mirror)
     else:
         source = args.dataset or str(clf.meta.get("dataset", "mnist"))
-        splits, _ = load_splits(source, data_dir, mirror)
-        X, y = splits.X_test, splits.y_test
+        splits, classes = load_splits(source, data_dir, mirror)
+        X, y = splits.every_image() if args.split == "all" else (splits.X_test, splits.y_test)
+        y = model_labels(y, classes, clf.classes)  # an image folder's classes, by name
     clf.check_data(source, X, y)
     if len(members) == 1 and not views:
         logits = clf.net.predict_logits(clf.prepare(X))

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from handnet.data.folder import is_image_folder, read_image_folder
 from handnet.data.formats import (
     Splits,
+    labelled_splits,
     load_csv,
     load_mat,
     load_npz,
@@ -34,6 +36,7 @@ __all__ = [
     "dataset_from_arrays",
     "load_dataset",
     "load_splits",
+    "model_labels",
     "read_idx",
     "read_idx_pair",
     "stratified_split",
@@ -74,15 +77,20 @@ def load_splits(
     """Raw train/test arrays and class names from a dataset name or a path.
 
     A path may be an ``.npz`` (Keras layout), a ``.mat`` (MATLAB layouts), a ``.csv`` (Kaggle's
-    layout: label, then pixels), or a directory holding the four standard IDX files. A file's
-    classes are 0 to its largest label, named by number. A CSV file has no test split of its own:
-    one seventh of it is held out, the same images every time (`handnet.data.split.held_out_test`).
+    layout: label, then pixels), a directory holding the four standard IDX files, or a folder of
+    images with one subfolder per class (`handnet.data.folder`). A file's classes are 0 to its
+    largest label, named by number; a folder's are its subfolders' names. A CSV file or an image
+    folder has no test split of its own: one seventh of it is held out, the same images every
+    time (`handnet.data.split.held_out_test`).
     """
+    path = Path(source)
     if source in DATASETS:
         splits = load_named(source, data_dir=Path(data_dir) if data_dir else None, mirror=mirror)
         classes = list(DATASETS[source].classes)
+    elif path.is_dir() and is_image_folder(path):
+        X, y, classes = read_image_folder(path)
+        splits = labelled_splits(path, X, y)
     else:
-        path = Path(source)
         if not path.exists():
             raise DatasetError(
                 f"{source}: no such file, and not a dataset name ({', '.join(sorted(DATASETS))})"
@@ -97,7 +105,8 @@ def load_splits(
             splits = load_csv(path)
         else:
             raise DatasetError(
-                f"{source}: unsupported format; use .npz, .mat, .csv or an IDX directory"
+                f"{source}: unsupported format; use .npz, .mat, .csv, an IDX directory or a "
+                "folder of class folders of images"
             )
         top = int(max(splits.y_train.max(), splits.y_test.max()))
         if min(splits.y_train.min(), splits.y_test.min()) == 1:  # MATLAB's habit
@@ -112,6 +121,17 @@ def load_splits(
                 f"{source}: {what} labels span [{y.min()}, {y.max()}], beyond the {len(classes)} classes"
             )
     return splits, classes
+
+
+def model_labels(
+    y: npt.NDArray[np.int64], classes: list[str], model_classes: list[str]
+) -> npt.NDArray[np.int64]:
+    """Labels ``y`` (indices into a dataset's ``classes``) as indices into a model's classes: by
+    name when every name is one of the model's (an image folder with some of its classes), else
+    unchanged (a file's classes are numbers, whatever the model calls them)."""
+    if classes == model_classes or not set(classes) <= set(model_classes):
+        return y
+    return np.array([model_classes.index(c) for c in classes], np.int64)[y]
 
 
 def load_dataset(

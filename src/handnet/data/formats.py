@@ -39,6 +39,11 @@ class Splits:
     X_test: npt.NDArray[np.generic]
     y_test: npt.NDArray[np.int64]
 
+    def every_image(self) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int64]]:
+        """Train and test images together, with their labels: a dataset a model never saw."""
+        X = np.concatenate([self.X_train, self.X_test])
+        return X, np.concatenate([self.y_train, self.y_test])
+
 
 def _read_bytes(path: Path) -> bytes:
     try:
