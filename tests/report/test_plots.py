@@ -209,3 +209,50 @@ def test_hidden_activations_are_each_layers_output(activation: str) -> None:
     assert len(acts) == 2
     np.testing.assert_allclose(acts[0], h1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(acts[1], h2, rtol=1e-5, atol=1e-6)
+
+
+def _labelled(fig: Figure, ax: Any) -> list[float]:
+    """The y values of the log axis's tick labels that are drawn with text, inside its limits."""
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    ticks = ax.yaxis.get_major_ticks() + ax.yaxis.get_minor_ticks()
+    return sorted(t.get_loc() for t in ticks if t.label1.get_text() and lo <= t.get_loc() <= hi)
+
+
+def test_the_log_loss_axis_has_labels_in_the_decade_of_the_lowest_loss() -> None:
+    """Training loss from 2.4 to 0.02 spans more than two decades; the lowest validation loss
+    (the star, 0.064) sits below 0.1, and 0.05 and 0.02 are labelled there."""
+    hist = [
+        {
+            "epoch": e,
+            "train_loss": 0.02 + 2.4 * math.exp(-(e - 1) / 1.2),
+            "val_loss": 0.06 + 0.3 * math.exp(-(e - 1) / 3) + 0.004 * max(0, e - 14),
+        }
+        for e in range(1, 21)
+    ]
+    fig = plots.plot_loss(hist)
+    labelled = _labelled(fig, fig.axes[0])
+    assert [v for v in labelled if v < 0.1] == pytest.approx([0.02, 0.05])
+    assert pytest.approx([0.1, 0.2, 0.5, 1.0, 2.0]) == [v for v in labelled if v >= 0.1]
+
+
+def test_a_confusion_cell_of_one_image_is_visibly_not_white() -> None:
+    cm = np.diag([980, 1130, 1020]) + np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]])
+    fig = plots.plot_confusion(cm, ["0", "1", "2"])
+    (im,) = fig.axes[0].get_images()
+    one = im.to_rgba(np.ma.masked_equal([[1]], 0))[0, 0, :3]
+    assert max(1 - one) > 0.15, one  # a light blue; the empty cells alone are white
+    (cell,) = [t for t in fig.axes[0].texts if t.get_text() == "1"]
+    assert cell.get_color() == "black"  # its count stays readable
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_the_activation_panels_titles_are_one_size(activation: str) -> None:
+    acts = [np.tanh(rng.standard_normal((200, 16))).astype(np.float32)] * 2
+    if activation == "relu":
+        acts = [np.maximum(a, 0) for a in acts]
+    fig = plots.plot_activations(acts, activation)
+    titles = [ax.title for ax in fig.axes]
+    assert len(titles) == 4 and {(t.get_fontsize(), t.get_fontweight()) for t in titles} == {
+        (plots.PANEL_TITLE_SIZE, "bold")
+    }
