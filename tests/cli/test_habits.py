@@ -1,5 +1,6 @@
 """The command line fitted to how people use it (issue 28): a run directory is a model, and
-RUNS/latest the newest one; training says where its results went.
+RUNS/latest the newest one; training says where its results went; probabilities keep the digits
+that tell them apart.
 
 The commands run in this process (`handnet.cli.main`)."""
 
@@ -14,6 +15,7 @@ import pytest
 from conftest import run_main as handnet
 from PIL import Image
 
+from handnet.cli.common import percent
 from handnet.data.registry import load_bundled_mnist
 from handnet.train.checkpoint import CHECKPOINT_NAME
 
@@ -153,3 +155,33 @@ def test_train_says_where_its_results_went(quadrants: Path, tmp_path: Path) -> N
         "report": str(run_dir / "report.html"),
         "model": str(model_of(run_dir)),
     }
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"),
+    [
+        (0.99977, "99.98%"),
+        (1.8e-4, "0.018%"),
+        (0.0042, "0.42%"),
+        (0.453, "45.3%"),
+        (0.00999, "1.0%"),  # not "1%": .2g would round 0.999 up to a bare 1
+        (0.995, "99.50%"),
+        (0.9896, "99.0%"),
+        (1e-6, "<0.01%"),
+        (0.0, "<0.01%"),
+        (0.999951, ">99.99%"),
+        (1.0, ">99.99%"),  # float32 softmax reaches 1.0; the answer is not certain
+    ],
+)
+def test_a_probability_keeps_the_digits_that_tell_it_apart(p: float, shown: str) -> None:
+    assert percent(p) == shown
+
+
+def test_predict_top_shows_the_runners_up_apart_and_in_order(runs: Path, four: Path) -> None:
+    r = handnet("predict", runs / NEW, four, "--top", "5")
+    (got,) = json.loads(handnet("predict", runs / NEW, four, "--top", "5", "--json").stdout)
+    top = [(t["label"], t["probability"]) for t in got["top"]]
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    shown = ", ".join(f"{c} {percent(p)}" for c, p in top)
+    assert r.stdout == f"{four}: 4  ({shown})\n"
+    assert "0.0%" not in r.stdout and "100.0%" not in r.stdout

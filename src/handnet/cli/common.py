@@ -84,6 +84,19 @@ def print_json(obj: Any) -> None:
     print(json.dumps(json_safe(obj), indent=2, allow_nan=False))
 
 
+def percent(p: float) -> str:
+    """A probability with the digits that tell it from its neighbours, from 0 and from 1:
+    45.3%, 99.98%, 0.018%, <0.01%, >99.99%. (The draw page's app.js has the same rule.)"""
+    pct = 100 * p
+    if pct < 0.01:
+        return "<0.01%"
+    if pct > 99.99:
+        return ">99.99%"
+    if pct < 0.995:  # two significant digits: 0.018%, 0.42% (0.996 would round to "1")
+        return f"{pct:.2g}%"
+    return f"{pct:.2f}%" if pct > 99 else f"{pct:.1f}%"
+
+
 def flag(name: str) -> str:
     """The flag of a TrainConfig field: ``aug_rotate`` -> ``--aug-rotate``."""
     return "--" + name.replace("_", "-")

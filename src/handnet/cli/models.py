@@ -12,6 +12,7 @@ from handnet.cli.common import (
     MODEL_HELP,
     add_data_source_flags,
     add_tta_flags,
+    percent,
     print_json,
     tta_views,
     whole_number,
@@ -247,7 +248,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         results.append(pred.to_dict(args.top))
         if not args.json:
-            shown = ", ".join(f"{c} {p:.1%}" for c, p in pred.top(args.top))
+            shown = ", ".join(f"{c} {percent(p)}" for c, p in pred.top(args.top))
             print(f"{path}: {pred.label}  ({shown})")
     if args.json:
         print_json(results)

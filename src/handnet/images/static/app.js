@@ -51,6 +51,16 @@ function renderBars(probs, win) {
   });
 }
 
+// A probability with the digits that tell it from its neighbours, from 0 and from 1: 45.3%,
+// 99.98%, 0.018%, <0.01%, >99.99% (the rule of `handnet predict`, handnet.cli.common.percent).
+function percent(p) {
+  const pct = 100 * p;
+  if (pct < 0.01) return "<0.01%";
+  if (pct > 99.99) return ">99.99%";
+  if (pct < 0.995) return `${Number(pct.toPrecision(2))}%`; // two significant digits
+  return `${pct.toFixed(pct > 99 ? 2 : 1)}%`;
+}
+
 function renderInput(rows) {
   const img = seen.createImageData(28, 28);
   rows.flat().forEach((v, i) => {
@@ -90,9 +100,9 @@ function render(res) {
   const win = res.classes.indexOf(res.label);
   labelEl.textContent = res.label;
   labelEl.classList.remove("empty");
-  confEl.textContent = `${(res.probability * 100).toFixed(1)}% sure`;
-  const second = res.top[1];
-  runnerEl.textContent = second ? `runner-up: ${second.label} (${(second.probability * 100).toFixed(1)}%)` : "";
+  confEl.textContent = `${percent(res.probability)} sure`;
+  const rest = res.top.slice(1).map((t) => `${t.label} (${percent(t.probability)})`);
+  runnerEl.textContent = rest.length ? `then ${rest.join(", ")}` : "";
   renderBars(res.probabilities, win);
   renderInput(res.input);
   renderUnits(res.hidden, res.input.length);
