@@ -185,3 +185,16 @@ def test_predict_top_shows_the_runners_up_apart_and_in_order(runs: Path, four: P
     shown = ", ".join(f"{c} {percent(p)}" for c, p in top)
     assert r.stdout == f"{four}: 4  ({shown})\n"
     assert "0.0%" not in r.stdout and "100.0%" not in r.stdout
+
+
+def test_info_prints_the_settings_in_effect_as_a_table(runs: Path) -> None:
+    lines = handnet("info", runs / NEW).stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("config "))
+    table = [lines[start]] + [line for line in lines[start + 1 :] if line.startswith(" " * 13)]
+    rows = dict(line[13:].split(None, 1) for line in table)
+    assert rows["hidden_sizes"] == "128" and rows["deskew"] == "no" and rows["dropout"] == "0.0"
+    assert "aug_elastic_sigma" not in rows and "finetune_ridge" not in rows
+    assert (
+        len({line.index(value, 13) for line, value in zip(table, rows.values())}) == 1
+    )  # a column
+    assert max(map(len, lines[start:])) < 60

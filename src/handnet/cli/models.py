@@ -140,6 +140,7 @@ def add_info(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from handnet.report.settings import settings_in_effect
     from handnet.train.modelfile import load_model
     from handnet.train.runs import run_model
 
@@ -168,8 +169,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             + ", test "
             + ("?" if test is None else f"{test:.2%}")
         )
-    if "config" in meta:
-        lines.append("config       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()))
+    if isinstance(meta.get("config"), dict):  # a table of the settings in effect
+        rows = settings_in_effect(meta["config"])
+        width = max((len(name) for name, _ in rows), default=0)
+        for i, (name, value) in enumerate(rows):
+            lines.append(f"{'config' if i == 0 else '':<13}{name:<{width}}  {value}")
     if meta.get("history"):
         lines.append(f"history      {len(meta['history'])} epochs")
     print("\n".join(lines))

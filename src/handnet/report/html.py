@@ -25,6 +25,7 @@ from PIL import Image
 from handnet.files import atomic_write_text
 from handnet.report import run_plots
 from handnet.report.run_plots import PLOTS, RunView
+from handnet.report.settings import settings_in_effect
 from handnet.version import __version__
 
 REPORT_NAME = "report.html"
@@ -191,16 +192,12 @@ def run_report(view: RunView, pngs: Mapping[str, bytes]) -> str:
         splits=_split_rows(view),
         per_class=_class_rows(view),
         figures=[png_figure(k, *PLOTS[k], pngs[k]) for k in PLOTS if k in pngs],
-        config=sorted((k, _config_value(v)) for k, v in view.config.items()),
+        config=settings_in_effect(view.config),
         model=_model_rows(view),
         dataset=_dataset_rows(view),
         timings=_timing_rows(view),
         history=_history_rows(view.history),
     )
-
-
-def _config_value(v: Any) -> str:
-    return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 
 def write_run_report(view: RunView, pngs: Mapping[str, bytes], path: str | Path) -> Path:
