@@ -58,16 +58,23 @@ def run_main(*args: str | Path) -> Ran:
 
 @pytest.fixture(scope="module")
 def unrendered_plots() -> Iterator[None]:
-    """Every figure is built from its data as usual, but ``savefig`` writes a 1x1 PNG instead of
-    rendering it, which costs about a quarter of a second a plot (eight a run). For modules about
-    what a command writes and prints (``pytestmark = pytest.mark.usefixtures(...)``); tests/report
-    and tests/search/test_plots.py check the rendered plots themselves."""
+    """No plot is drawn: a 1x1 PNG stands in for each. Which plots a run gets is still decided
+    from its data (`run_plots.draw` runs, and the model predicts the test images it would show),
+    but the report.plots figures are not built and no figure is rendered: matplotlib's axes cost
+    more than a second a run, more than the tiny runs themselves. For modules about what commands
+    write and print (``pytestmark = pytest.mark.usefixtures(...)``); tests/report and
+    tests/search/test_plots.py check the plots themselves."""
     from matplotlib.figure import Figure
     from PIL import Image
+
+    import handnet.report.plots as plots
 
     buf = io.BytesIO()
     Image.new("L", (1, 1), 255).save(buf, "PNG")
     png = buf.getvalue()
+
+    def unbuilt(*args: Any, **kwargs: Any) -> None:
+        return None
 
     def savefig(self: Figure, fname: str | Path | IO[bytes], **kwargs: Any) -> None:
         if isinstance(fname, str | Path):
@@ -76,7 +83,11 @@ def unrendered_plots() -> Iterator[None]:
             fname.write(png)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Figure, "savefig", savefig)
+        for name in dir(plots):  # plot_loss, plot_mistakes, ...: the run's figures
+            if name.startswith("plot_") and callable(getattr(plots, name)):
+                mp.setattr(plots, name, unbuilt)
+        mp.setattr(plots, "png_bytes", lambda fig, dpi=plots.DPI: png)
+        mp.setattr(Figure, "savefig", savefig)  # the study's figures, built elsewhere
         yield
 
 
