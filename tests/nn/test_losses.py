@@ -17,6 +17,16 @@ def test_softmax_cross_entropy_value_and_gradient() -> None:
     assert_grad_close(dz, numerical_grad(lambda: softmax_cross_entropy(z, y)[0], z))
 
 
+def test_softmax_cross_entropy_gradient_scale() -> None:
+    """grad_scale multiplies the gradient only (the training loop passes -lr), not the loss."""
+    rng = np.random.default_rng(2)
+    z, y = rng.standard_normal((5, 3)), np.array([0, 2, 1, 1, 0])
+    loss, dz = softmax_cross_entropy(z, y)
+    loss_s, dz_s = softmax_cross_entropy(z, y, grad_scale=-0.05)
+    assert loss_s == loss
+    np.testing.assert_allclose(dz_s, -0.05 * dz, rtol=1e-14)
+
+
 def test_softmax_cross_entropy_is_stable_for_huge_logits() -> None:
     z = np.array([[1000.0, 0.0, -1000.0], [-1e4, 1e4, 0.0]], np.float32)
     loss, dz = softmax_cross_entropy(z, np.array([0, 1]))

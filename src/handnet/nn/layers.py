@@ -210,11 +210,16 @@ class Dropout:
         if not train or self.p == 0.0:
             self._mask = None
             return X
-        keep = like(self.draw_keep(X.shape), X)  # (B, H), on X's device
-        m = write(self._buf.get("mask", X, X.shape), "multiply", keep, self._scale)  # m/(1-p)
-        self._mask = m
+        xp = namespace(X)
+        keep = like(self.draw_keep(X.shape), X)  # m: 1 kept, 0 dropped (B, H), on X's device
+        # m / (1 - p): the booleans copied in as 1.0 and 0.0, then scaled in place (as one
+        # product, bool times a Python float runs in float64 and casts back, 3x slower)
+        mask = self._buf.get("mask", X, X.shape)
+        mask[...] = keep if xp is np else xp.astype(keep, mask.dtype)  # m
+        mask *= self._scale  # m / (1 - p)                                    (B, H)
+        self._mask = mask
         # Not in place: X is the activation's cached output, which its backward still needs.
-        return write(self._buf.get("Y", X, X.shape), "multiply", X, m)  # Y = X m/(1-p)
+        return write(self._buf.get("Y", X, X.shape), "multiply", X, mask)  # Y = X m/(1-p)
 
     def backward(self, dY: Array) -> Array:
         if self._mask is not None:

@@ -31,7 +31,9 @@ def one_hot(y: Any, n_classes: int, ref: Any) -> Any:
     return xp.astype(y[:, None] == xp.arange(n_classes, device=y.device), ref.dtype)
 
 
-def softmax_cross_entropy(logits: Array, y: npt.NDArray[np.integer]) -> tuple[float, Array]:
+def softmax_cross_entropy(
+    logits: Array, y: npt.NDArray[np.integer], grad_scale: float = 1.0
+) -> tuple[float, Array]:
     """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
 
     p = softmax(z) = exp(z - max z) / sum exp(z - max z)       (N, C)
@@ -40,7 +42,8 @@ def softmax_cross_entropy(logits: Array, y: npt.NDArray[np.integer]) -> tuple[fl
 
     Softmax and cross-entropy are fused because the gradient of the pair is this simple difference,
     while the softmax Jacobian alone is a dense C x C matrix per sample. ``logits`` is left as
-    it was; the gradient is a new array.
+    it was; the gradient is a new array, multiplied by ``grad_scale`` (the training loop passes
+    -lr: see `handnet.nn.optim.SGD.step`).
     """
     xp = namespace(logits)
     N, C = logits.shape
@@ -52,7 +55,7 @@ def softmax_cross_entropy(logits: Array, y: npt.NDArray[np.integer]) -> tuple[fl
     loss = float(xp.sum(xp.log(s[:, 0])) - xp.sum(z * Y)) / N
     e /= s  # p                                                              (N, C)
     e -= Y  # p - onehot(y)
-    e *= 1.0 / N  # dL/dz = (p - onehot(y)) / N
+    e *= grad_scale / N  # dL/dz = (p - onehot(y)) / N, times grad_scale
     return loss, e
 
 

@@ -1,4 +1,5 @@
-"""Minibatch SGD with momentum. The optimizer holds only its velocity; the lr comes in each step."""
+"""Minibatch SGD with momentum. The optimizer holds only its velocity; the lr (and the L2
+coefficient, when it joins the update) come in each step."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from handnet.nn.arrays import like, namespace, to_numpy
+from handnet.nn.arrays import like, namespace, to_numpy, write
 
 Array = npt.NDArray[np.floating]
 
@@ -22,8 +23,15 @@ class SGD:
     With ``nesterov=True`` the step looks ahead along the new velocity (Sutskever et al., 2013, in
     the form scikit-learn uses):  v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g.
 
-    L2 regularization is not the optimizer's business: `handnet.nn.losses.L2Penalty` adds its
-    gradient to ``g`` before the step, so the update stays the plain formula above.
+    L2 regularization can join the same update: with ``weight_decay`` lambda, g becomes
+    g + lambda W for the weight matrices (parameters of 2 or more dimensions; biases are not
+    decayed), the gradient of the term `handnet.nn.losses.L2Penalty` adds to the loss:
+
+        v <- momentum * v - lr * (g + lambda * W);   w <- w + v
+
+    ``L2Penalty.add_gradient`` followed by a step without ``weight_decay`` is the same update
+    written plainly (tests/nn/test_optim.py compares the two); folded in, it costs one pass over
+    each weight matrix less and no scratch array.
     """
 
     def __init__(
@@ -37,19 +45,41 @@ class SGD:
         self.nesterov = nesterov
         self.velocity = {k: namespace(p).zeros_like(p) for k, p in params.items()}  # v_0 = 0
 
-    def step(self, params: Mapping[str, Array], grads: Mapping[str, Array], lr: float) -> None:
-        """Update ``params`` in place. ``grads`` is used as scratch (overwritten with -lr g)."""
+    def step(
+        self,
+        params: Mapping[str, Array],
+        grads: Mapping[str, Array],
+        lr: float,
+        *,
+        weight_decay: float = 0.0,
+        scaled: bool = False,
+    ) -> None:
+        """Update ``params`` in place; ``grads`` is used as scratch (overwritten).
+
+        ``grads`` holds g = dL/dw, or with ``scaled`` already -lr g: back-propagation is linear,
+        so a loop that multiplies dL/dlogits by -lr (B x C numbers) gets every gradient scaled
+        for free, and this step skips its pass over each parameter (`handnet.train.fit`).
+        """
         mu = self.momentum
         for k, w in params.items():
-            v, g = self.velocity[k], grads[k]
+            v, G = self.velocity[k], grads[k]
+            if not scaled:
+                G *= -lr  # G = -lr g
+            decay = lr * weight_decay if w.ndim >= 2 else 0.0  # lr lambda, for weights only
+            if self.nesterov:  # the rarer option, written plainly (with temporaries)
+                if decay:
+                    G -= decay * w  # G = -lr (g + lambda W)
+                v *= mu
+                v += G  # v <- mu v - lr (g + lambda W)
+                G += mu * v  # mu v - lr (g + lambda W)
+                w += G  # w <- w + mu v - lr (g + lambda W)
+                continue
             v *= mu  # v <- mu v
-            g *= -lr  # g <- -lr g
-            v += g  # v <- mu v - lr g
-            if self.nesterov:
-                g += mu * v  # -lr g + mu v   (a temporary: the option is rare)
-                w += g  # w <- w + mu v - lr g
-            else:
-                w += v  # w <- w + v
+            v += G  # v <- mu v - lr g
+            if decay:
+                write(G, "multiply", w, decay)  # G <- lr lambda W (G is spent: scratch now)
+                v -= G  # v <- mu v - lr (g + lambda W)
+            w += v  # w <- w + v
 
     def to(self, ref: object) -> SGD:
         """Move the velocity to the array library and device of ``ref``, as `MLP.to` does."""

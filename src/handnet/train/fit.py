@@ -1,7 +1,7 @@
 """Training: the configuration, the minibatch loop, and evaluation.
 
 The loop is deliberately plain: shuffle with the shuffle stream, gather a batch into a reused
-buffer, forward, fused loss, backward, L2, SGD step with ``lr = schedule(step)``. Everything it
+buffer, forward, fused loss, backward, SGD step with L2 and ``lr = schedule(step)``. Everything it
 needs to continue later lives in a `TrainState`.
 """
 
@@ -124,16 +124,19 @@ BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Generator[Array, None
 
 
 def train_step(
-    model: MLP, opt: SGD, l2: L2Penalty, X: Array, y: npt.NDArray[np.integer], lr: float
+    model: MLP, opt: SGD, X: Array, y: npt.NDArray[np.integer], lr: float, weight_decay: float
 ) -> tuple[float, int]:
-    """One step of minibatch SGD on the batch (X, y); returns its mean loss and correct count."""
+    """One step of minibatch SGD with L2 on the batch (X, y); returns its mean loss (without the
+    L2 term) and correct count."""
     logits = model.forward(X, train=True)  # (B, C)
     xp = namespace(logits)
     correct = int(xp.count_nonzero(xp.argmax(logits, axis=1) == y))  # before the update
-    loss, dlogits = softmax_cross_entropy(logits, y)  # L and dL/dlogits (B, C)
-    model.backward(dlogits)  # dL/dW, dL/db of every layer
-    l2.add_gradient(model.weight_pairs())  # dW += lambda W
-    opt.step(model.parameters(), model.gradients(), lr)  # w <- w + v
+    # L and -lr dL/dlogits (B, C): back-propagation is linear, so scaling here (B x C numbers)
+    # makes every gradient below come out as -lr g, which the update needs anyway.
+    loss, dlogits = softmax_cross_entropy(logits, y, grad_scale=-lr)
+    model.backward(dlogits)  # -lr dL/dW, -lr dL/db of every layer
+    # v <- mu v - lr (g + lambda W);  w <- w + v   (lambda on the weights only)
+    opt.step(model.parameters(), model.gradients(), lr, weight_decay=weight_decay, scaled=True)
     return loss, correct
 
 
@@ -190,7 +193,7 @@ def _fit(
                 lr = plan.lr(state.step)
                 if i == plan.steps_per_epoch - 1:  # the L2 term of the loss, for the record
                     ep.reg = l2.value(state.model.weight_pairs())
-                loss, correct = train_step(state.model, state.opt, l2, X, y, lr)
+                loss, correct = train_step(state.model, state.opt, X, y, lr, l2.weight_decay)
                 _check_loss(loss, epoch, state.step, lr, bar)
                 ep.add(loss, correct, y.shape[0])
                 state.step += 1
