@@ -94,6 +94,7 @@ def out(tmp_path: Path) -> Path:
 def train_fails(world: Path, out: Path, extra: list[str], message: str) -> None:
     before = snapshot(out)
     args = ["--dataset", str(world / "idx"), "--hidden-sizes", "8", "--epochs", "1"]
+    args += ["--warmup-epochs", "0.5"]  # a whole-run warmup would add a warning line
     r = run_main("train", *args, "--val-size", "50", "--out", str(out), "--quiet", *extra)
     assert_one_line_error(r, message)
     assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == [
@@ -107,28 +108,28 @@ def train_fails(world: Path, out: Path, extra: list[str], message: str) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--lr", "nan"], "lr=nan"),
-        (["--lr", "inf"], "lr=inf"),
-        (["--lr", "0"], "lr=0.0"),
-        (["--dropout", "-0.1"], "dropout=-0.1"),
-        (["--dropout", "1.5"], "dropout=1.5"),
-        (["--momentum", "1"], "momentum=1.0"),
-        (["--momentum", "-0.5"], "momentum=-0.5"),
-        (["--min-lr", "1"], "min_lr=1.0"),
-        (["--warmup-epochs", "3"], "warmup_epochs=3.0"),
-        (["--weight-decay", "-1"], "weight_decay=-1.0"),
-        (["--weight-decay", "nan"], "weight_decay=nan"),
-        (["--val-size", "-1"], "val_size=-1"),
-        (["--seed", "-1"], "seed=-1"),
-        (["--batch-size", "-5"], "batch_size=-5"),
-        (["--hidden-sizes", "16,-4"], "hidden_sizes=(16, -4)"),
-        (["--hidden-sizes", "x"], "expected sizes like 1024"),
-        (["--epochs", "2.5"], "expected a whole number"),
-        (["--lr", "fast"], "invalid float value"),
-        (["--activation", "Tanh"], "activation='Tanh'"),
-        (["--checkpoint-every", "-1"], "--checkpoint-every=-1"),
-        (["--val-size", "100000"], "val_size=100000: must be in [0, 300), the training images"),
-        (["--nesterov", "--momentum", "0"], "nesterov"),
+        (["--lr", "nan"], "--lr nan: must be a positive number"),
+        (["--lr", "inf"], "--lr inf: must be a positive number"),
+        (["--lr", "0"], "--lr 0.0: must be a positive number"),
+        (["--dropout", "-0.1"], "--dropout -0.1: must be in [0, 1)"),
+        (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
+        (["--momentum", "1"], "--momentum 1.0: must be in [0, 1)"),
+        (["--momentum", "-0.5"], "--momentum -0.5: must be in [0, 1)"),
+        (["--min-lr", "1"], "--min-lr 1.0: must be in [0, --lr]"),
+        (["--warmup-epochs", "3"], "--warmup-epochs 3.0: must be in [0, --epochs]"),
+        (["--weight-decay", "-1"], "--weight-decay -1.0: must be at least 0"),
+        (["--weight-decay", "nan"], "--weight-decay nan: must be at least 0"),
+        (["--val-size", "-1"], "--val-size -1: must be at least 0"),
+        (["--seed", "-1"], "--seed -1: must be at least 0"),
+        (["--batch-size", "-5"], "--batch-size -5: must be at least 1"),
+        (["--hidden-sizes", "16,-4"], "--hidden-sizes 16,-4: every size must be at least 1"),
+        (["--hidden-sizes", "x"], "--hidden-sizes: expected sizes like 1024"),
+        (["--epochs", "2.5"], "--epochs: expected a whole number"),
+        (["--lr", "fast"], "--lr: invalid float value"),
+        (["--activation", "Tanh"], "--activation Tanh: must be one of"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every -1: must be at least 0"),
+        (["--val-size", "100000"], "--val-size 100000: must be in [0, 300), the training images"),
+        (["--nesterov", "--momentum", "0"], "--nesterov: needs --momentum above 0"),
     ],
 )
 def test_flag_out_of_range(world: Path, out: Path, extra: list[str], message: str) -> None:
@@ -333,6 +334,8 @@ def test_read_only_output_directory(world: Path) -> None:
                 "8",
                 "--epochs",
                 "1",
+                "--warmup-epochs",
+                "0.5",
                 "--val-size",
                 "50",
                 "--out",
@@ -420,6 +423,8 @@ def test_really_full_tmpfs(world: Path) -> None:
             "64",
             "--epochs",
             "1",
+            "--warmup-epochs",
+            "0.5",
             "--val-size",
             "50",
             "--out",

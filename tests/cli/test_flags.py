@@ -72,8 +72,9 @@ def sample(f: dataclasses.Field) -> tuple[list[str], object]:
         return [flag(f.name)], True
     if kind == "tuple[int, ...]":
         return [flag(f.name), "16,8"], (16, 8)
-    if kind == "str":
-        return [flag(f.name), "other"], "other"
+    if kind == "str":  # a dataset is a name (or a file): it is checked as the flag is read
+        text = "kmnist" if f.name == "dataset" else "other"
+        return [flag(f.name), text], text
     value = 3 if kind.startswith("int") else 0.375
     assert value != f.default
     return [flag(f.name), str(value)], value

@@ -1,6 +1,7 @@
 """The command line fitted to how people use it (issue 28): a run directory is a model, and
 RUNS/latest the newest one; training says where its results went; probabilities keep the digits
-that tell them apart.
+that tell them apart; settings that quietly spoil a result get a warning; errors in the words of
+the flags.
 
 The commands run in this process (`handnet.cli.main`)."""
 
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Ran
 from conftest import run_main as handnet
 from PIL import Image
 
-from handnet.cli.common import percent
+from cli.test_bad_input import quadrants as quadrant_images
+from handnet.cli.common import in_flag_words, percent
 from handnet.data.registry import load_bundled_mnist
 from handnet.train.checkpoint import CHECKPOINT_NAME
+from handnet.train.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, not pixels
 
@@ -50,27 +54,24 @@ def four(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def quadrants(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small learnable .npz dataset of 28x28 images: the class is the bright quadrant."""
-    rng = np.random.default_rng(0)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 4, n)
-        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(y):
-            r, q = divmod(int(c), 2)
-            X[i, r * 14 : r * 14 + 14, q * 14 : q * 14 + 14] += 150
-        return X, y.astype(np.uint8)
-
-    (x_train, y_train), (x_test, y_test) = make(400), make(100)
+    (x_train, y_train), (x_test, y_test) = quadrant_images(400), quadrant_images(100, seed=1)
     path = tmp_path_factory.mktemp("data") / "quadrants.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
 
 
-def train(quadrants: Path, out: Path, *flags: str) -> tuple[str, Path]:
-    """A quiet 2-epoch run on the quadrants; its stdout and its run directory."""
+def train_quietly(quadrants: Path, out: Path, *flags: str) -> Ran:
+    """A quiet 2-epoch run on the quadrants (350 training images); later flags win."""
     args = ("--hidden-sizes", "8", "--epochs", "2", "--warmup-epochs", "0.5", "--val-size", "50")
     r = handnet("train", "--dataset", quadrants, *args, "--out", out, "--quiet", *flags)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def train(quadrants: Path, out: Path, *flags: str) -> tuple[str, Path]:
+    """`train_quietly`'s stdout and run directory; nothing on stderr."""
+    r = train_quietly(quadrants, out, *flags)
+    assert r.stderr == ""
     (run_dir,) = out.iterdir()
     return r.stdout, run_dir
 
@@ -198,3 +199,113 @@ def test_info_prints_the_settings_in_effect_as_a_table(runs: Path) -> None:
         len({line.index(value, 13) for line, value in zip(table, rows.values())}) == 1
     )  # a column
     assert max(map(len, lines[start:])) < 60
+
+
+@pytest.mark.parametrize(
+    ("flags", "warning"),
+    [
+        (
+            ["--batch-size", "1000"],
+            "--batch-size 1000: more than the 350 training images, so every epoch is one step "
+            "over all of them (2 in all)",
+        ),
+        (
+            ["--epochs", "1", "--warmup-epochs", "1"],
+            "--warmup-epochs 1.0: the warmup lasts the whole run (1 epoch), so the learning rate "
+            "only rises and never decays; give a shorter --warmup-epochs",
+        ),
+        (
+            ["--warmup-epochs", "2"],
+            "--warmup-epochs 2.0: the warmup lasts the whole run (2 epochs), so the learning rate "
+            "only rises and never decays; give a shorter --warmup-epochs",
+        ),
+        (
+            ["--finetune", "--val-size", "0"],
+            "--finetune: with --val-size 0 no validation images check the refit output layer, "
+            "so it is kept whether it helps or not",
+        ),
+    ],
+)
+def test_a_setting_that_spoils_the_run_is_one_warning_line(
+    quadrants: Path, tmp_path: Path, flags: list[str], warning: str
+) -> None:
+    """Even with --quiet; the run goes on (these settings are allowed, only rarely meant)."""
+    r = train_quietly(quadrants, tmp_path, *flags)
+    assert r.stderr.splitlines() == [f"handnet train: warning: {warning}"]
+    assert r.stdout.startswith("test accuracy")
+
+
+def test_the_library_warns_too(quadrants: Path, tmp_path: Path) -> None:
+    from handnet.train.runs import SettingWarning, train_run
+
+    cfg = TrainConfig(dataset=str(quadrants), hidden_sizes=(4,), epochs=1, val_size=50)
+    with pytest.warns(SettingWarning, match=r"^warmup_epochs=1: the warmup lasts the whole run"):
+        train_run(cfg, out=tmp_path, progress=False)
+
+
+def digit_folder(root: Path, names: dict[str, int]) -> Path:
+    """An image folder: for each class name, five MNIST test digits of the given class."""
+    s = load_bundled_mnist()
+    for name, digit in names.items():
+        (root / name).mkdir(parents=True)
+        for i, x in enumerate(s.X_test[s.y_test == digit][:5]):
+            Image.fromarray(255 - x).save(root / name / f"{i}.png")
+    return root
+
+
+def test_evaluate_on_a_dataset_of_other_classes_warns(runs: Path, tmp_path: Path) -> None:
+    other = digit_folder(tmp_path / "clothes", {"Trouser": 1, "Bag": 8})
+    r = handnet("evaluate", runs / NEW, "--dataset", other, "--split", "all")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        f"handnet evaluate: warning: --dataset {other}: the model was trained on mnist, whose "
+        "classes (0, 1, ..., 9) are not these (Bag, Trouser); the accuracy compares labels that "
+        "mean different things"
+    ]
+    digits = digit_folder(tmp_path / "digits", {"1": 1, "8": 8})  # the model's own classes
+    r = handnet("evaluate", runs / NEW, "--dataset", digits, "--split", "all")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("message", "given", "said"),
+    [
+        ("flags: epochs=-3: must be >= 1", {"epochs": -3}, "--epochs -3: must be at least 1"),
+        ("flags: min_lr=0.5: must be in [0, lr]", {"min_lr": 0.5}, "--min-lr 0.5: must be in [0, --lr]"),
+        ("flags: nesterov=True: needs momentum > 0", {"nesterov": True}, "--nesterov: needs --momentum above 0"),
+        ("flags: hidden_sizes=(): needs at least one hidden layer", {"hidden_sizes": ()}, "--hidden-sizes: needs at least one hidden layer"),
+        ("flags: hidden_sizes=(8, -1): every size must be >= 1", {"hidden_sizes": (8, -1)}, "--hidden-sizes 8,-1: every size must be at least 1"),
+        # a recipe's setting keeps the recipe's name and key; only the words get plainer
+        ("r.toml: epochs=-3: must be >= 1", {"lr": 0.1}, "r.toml: epochs=-3: must be at least 1"),
+        # a default the library warns about: the flag, with the value the library saw
+        ("warmup_epochs=1: lasts all 1 epochs", {}, "--warmup-epochs 1: lasts all 1 epochs"),
+        ("flags: every augmentation is off", {}, "flags: every augmentation is off"),  # no setting
+        ("x.npz: no such file", {}, "x.npz: no such file"),
+        ("seed_bank=3: no such thing", {}, "seed_bank=3: no such thing"),  # not a setting's name
+    ],
+)  # fmt: skip
+def test_a_settings_message_in_the_words_of_its_flag(message: str, given: dict, said: str) -> None:
+    assert in_flag_words(message, given) == said
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["train", "--dataset", "mnits"], "--dataset: mnits is neither a file nor a dataset name; did you mean mnist?"),
+        (["train", "--dataset", "Fashion"], "--dataset: Fashion is neither a file nor a dataset name; did you mean fashion-mnist?"),
+        (["evaluate", "m", "--dataset", "kmnst"], "--dataset: kmnst is neither a file nor a dataset name; did you mean kmnist?"),
+        (["plot", "m", "--dataset", "nowhere.npz"], "--dataset: nowhere.npz is neither a file nor a dataset name; the names are fashion-mnist, kmnist, mnist"),
+        (["train", "--epochs", "-3"], "--epochs -3: must be at least 1"),
+        (["train", "--lr", "fast"], "--lr: invalid float value: 'fast'"),  # argparse's, without "argument"
+        (["predict", "four.png", "model.safetensors"], "four.png is an image; the model comes first: handnet predict MODEL IMAGE..."),
+        (["predict", "four.JPG"], "four.JPG is an image; the model comes first: handnet predict MODEL IMAGE..."),
+    ],
+)  # fmt: skip
+def test_messages_a_person_reads(
+    args: list[str], said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = handnet(*args)
+    assert r.returncode == 2
+    (line,) = r.stderr.splitlines()
+    assert line.removesuffix(" (see --help)") == f"handnet {args[0]}: error: {said}"

@@ -13,10 +13,10 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TextIO
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
-from handnet.cli.common import Parser
+from handnet.cli.common import Parser, config_values, in_flag_words
 from handnet.cli.models import add_evaluate, add_info, add_predict, add_serve
 from handnet.cli.reports import add_plot, add_report
 from handnet.cli.search import add_search
@@ -47,11 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def one_line_warnings(command: str) -> Iterator[None]:
-    """handnet's own warnings (the files an image folder left out) as one line on stderr, as
-    its errors are; other warnings as Python shows them."""
-    from handnet.data.folder import SkippedImages
-
+def one_line_warnings(command: str, given: Mapping[str, Any]) -> Iterator[None]:
+    """handnet's own warnings (the files an image folder left out, a setting that spoils a run)
+    as one line on stderr, as its errors are, a setting's in the words of its flag (``given``:
+    the flags' values); other warnings as Python shows them."""
     with warnings.catch_warnings():
         python_way = warnings.showwarning
 
@@ -63,8 +62,11 @@ def one_line_warnings(command: str) -> Iterator[None]:
             file: TextIO | None = None,
             line: str | None = None,
         ) -> None:
-            if issubclass(category, SkippedImages):
-                print(f"handnet {command}: warning: {message}", file=sys.stderr)
+            if category.__module__.startswith("handnet."):
+                print(
+                    f"handnet {command}: warning: {in_flag_words(str(message), given)}",
+                    file=sys.stderr,
+                )
             else:
                 python_way(message, category, filename, lineno, file, line)
 
@@ -75,7 +77,7 @@ def one_line_warnings(command: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with one_line_warnings(args.command):
+        with one_line_warnings(args.command, config_values(args)):
             code = int(args.func(args))
         sys.stdout.flush()  # so that a closed pipe shows here, where it is handled
         return code

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import difflib
 import json
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
-from handnet.errors import ConfigError, install_extra
+from handnet.errors import ConfigError, DatasetError, install_extra
 from handnet.train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -44,9 +47,11 @@ def needs_search_extra(e: ImportError) -> ConfigError:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (``handnet train: --lr: ...``) and exit 2."""
+    """argparse, but a usage error is one line (``handnet train: --lr: ...``, without argparse's
+    "argument" before the flag) and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument (\S+): ", r"\1: ", message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -66,6 +71,18 @@ def sizes(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected sizes like 1024 or 800,800, got {s!r}"
         ) from None
+
+
+def dataset_name(s: str) -> str:
+    """A --dataset: a dataset's name or an existing path; else one line with the nearest name
+    (``mnits``: did you mean mnist?)."""
+    from handnet.data.registry import DATASETS
+
+    if s in DATASETS or Path(s).exists():
+        return s
+    near = difflib.get_close_matches(s.lower(), DATASETS, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}?" if near else f"the names are {', '.join(sorted(DATASETS))}"
+    raise argparse.ArgumentTypeError(f"{s} is neither a file nor a dataset name; {hint}")
 
 
 def json_safe(obj: Any) -> Any:
@@ -141,9 +158,51 @@ def add_config_flags(p: Any, names: Iterable[str], *, defaults: bool = True) -> 
             kind = {"action": argparse.BooleanOptionalAction if negatable else "store_true"}
         else:
             kind = {"type": _FLAG_TYPES[str(f.type)], "metavar": f.metadata["metavar"]}
+            if name == "dataset":
+                kind["type"] = dataset_name
         if defaults and default is not None:
             help_ = f"{help_} (default: {default})"
         p.add_argument(flag(name), dest=name, default=argparse.SUPPRESS, help=help_, **kind)
+
+
+# A library's error about a setting: "[where: ]name=value: why" (TrainConfig, the data split).
+_SETTING_ERROR = re.compile(r"(?:(?P<where>.+?): )?(?P<name>[a-z_]+)=(?P<value>.+?): (?P<why>.+)")
+# A setting's name in a message, but not a count ("in [0, epochs]", not "2 epochs").
+_NAMES = re.compile(r"(?<!\d )\b(" + "|".join(sorted(FIELDS, key=len, reverse=True)) + r")\b")
+
+
+def plain_words(why: str, flags: bool = True) -> str:
+    """``must be >= 1`` as "must be at least 1"; with ``flags``, setting names as flags too
+    (``must be in [0, lr]`` as ``must be in [0, --lr]``)."""
+    why = why.replace(">= ", "at least ").replace("<= ", "at most ").replace(" > ", " above ")
+    return _NAMES.sub(lambda m: flag(m.group(1)), why) if flags else why
+
+
+def in_flag_words(message: str, given: Mapping[str, Any]) -> str:
+    """A setting's error or warning as the person typed it: ``flags: epochs=-3: must be >= 1``
+    becomes ``--epochs -3: must be at least 1`` (``given``: the flags' values, from
+    `config_values`). A recipe's setting keeps the recipe's file and key, in plain words."""
+    m = _SETTING_ERROR.fullmatch(message)
+    if m is None or m["name"] not in FIELDS:
+        return message
+    name, why = m["name"], m["why"]
+    if name in given:
+        typed = "" if isinstance(given[name], bool) else shown(given[name])  # a switch: no value
+    elif m["where"]:
+        return f"{m['where']}: {name}={m['value']}: {plain_words(why, flags=False)}"
+    else:  # a default, or a value known only to the library (a warning about a run)
+        typed = "" if m["value"] in ("True", "False") else m["value"]
+    return f"{flag(name)}{' ' + typed if typed else ''}: {plain_words(why)}"
+
+
+@contextlib.contextmanager
+def flag_errors(given: Mapping[str, Any]) -> Iterator[None]:
+    """Re-raise a setting's `ConfigError` or `DatasetError` (``val_size`` larger than the
+    training set) `in_flag_words`."""
+    try:
+        yield
+    except (ConfigError, DatasetError) as e:
+        raise type(e)(in_flag_words(str(e), given)) from None
 
 
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,5 +255,5 @@ def tta_views(args: argparse.Namespace) -> tuple[int, np.random.Generator]:
     if not 0 <= args.tta <= 1000:
         raise ConfigError(f"--tta {args.tta}: must be in [0, 1000]")
     if args.tta_seed < 0:
-        raise ConfigError(f"--tta-seed {args.tta_seed}: must be >= 0")
+        raise ConfigError(f"--tta-seed {args.tta_seed}: must be at least 0")
     return args.tta, np.random.default_rng(args.tta_seed)

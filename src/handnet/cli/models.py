@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from handnet.cli.common import (
     MODEL_HELP,
     add_data_source_flags,
     add_tta_flags,
+    dataset_name,
     percent,
     print_json,
     tta_views,
@@ -38,7 +40,9 @@ def add_evaluate(sub: Any) -> None:
         help=f"{MODEL_HELP}; several make a committee that averages probabilities",
     )
     p.add_argument(
-        "--dataset", help="dataset name or path (default: the one the model was trained on)"
+        "--dataset",
+        type=dataset_name,
+        help="dataset name or path (default: the one the model was trained on)",
     )
     add_data_source_flags(p)
     p.add_argument(
@@ -85,6 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         splits, classes = load_splits(source, data_dir, mirror)
         X, y = splits.every_image() if args.split == "all" else (splits.X_test, splits.y_test)
         y = model_labels(y, classes, clf.classes)  # an image folder's classes, by name
+        warn_other_classes(clf, source, classes)
     clf.check_data(source, X, y)
     if len(members) == 1 and not views:
         logits = clf.net.predict_logits(clf.prepare(X))
@@ -130,6 +135,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for c, row in zip(labels, result.confusion):
         print(f"{c:>5} " + "".join(f"{v:>{width}}" for v in row))
     return 0
+
+
+def warn_other_classes(clf: Classifier, source: str, classes: list[str]) -> None:
+    """A warning when a dataset's classes are not the model's, by name (an MNIST model on
+    Fashion-MNIST): its accuracy there would count labels that mean other things. A file names
+    its classes by number, so it is compared only with a named dataset's model."""
+    from handnet.data.registry import DATASETS
+    from handnet.train.runs import SettingWarning
+
+    trained_on = str(clf.meta.get("dataset", "?"))
+    if source == trained_on or set(classes) <= set(clf.classes):
+        return
+    if source in DATASETS or trained_on in DATASETS:
+        warnings.warn(
+            f"dataset={source}: the model was trained on {trained_on}, whose classes "
+            f"({few(clf.classes)}) are not these ({few(classes)}); the accuracy compares labels "
+            "that mean different things",
+            SettingWarning,
+            stacklevel=2,
+        )
+
+
+def few(names: list[str]) -> str:
+    """``0, 1, ..., 9``: a list of names short enough for a line."""
+    return ", ".join(names if len(names) <= 4 else [*names[:2], "...", names[-1]])
 
 
 def add_info(sub: Any) -> None:
@@ -180,6 +210,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a first argument of predict is named when it is an image, not the model.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
 def add_predict(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
@@ -222,6 +256,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.train.runs import run_model
     from handnet.train.tta import check_augmented
 
+    if args.model.suffix.lower() in IMAGE_SUFFIXES:  # predict four.png MODEL, or predict four.png
+        raise ConfigError(
+            f"{args.model} is an image; the model comes first: handnet predict MODEL IMAGE..."
+        )
     if args.csv and args.images:
         raise ConfigError("--csv: give image files or a CSV file, not both")
     if not args.csv and not args.images:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from handnet.cli.common import MODEL_HELP, add_data_source_flags, needs_search_extra
+from handnet.cli.common import MODEL_HELP, add_data_source_flags, dataset_name, needs_search_extra
 from handnet.errors import ConfigError
 
 
@@ -19,6 +19,7 @@ def add_run_source(p: Any, required: bool = True) -> None:
     )
     p.add_argument(
         "--dataset",
+        type=dataset_name,
         help="draw test-set plots on this dataset name or path (default: the model's own)",
     )
     add_data_source_flags(p)

@@ -12,6 +12,7 @@ from handnet.cli.common import (
     add_config_flags,
     add_data_source_flags,
     config_values,
+    flag_errors,
     needs_search_extra,
     whole_number,
 )
@@ -112,7 +113,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         _search_summary(study, cfg, args)
         return 0
     space = load_space(args.space) if args.space else DEFAULT_SPACE
-    base = TrainConfig.from_dict({**config_values(args), "epochs": args.epochs}, where="flags")
+    given = {**config_values(args), "epochs": args.epochs}
+    with flag_errors(given):
+        base = TrainConfig.from_dict(given, where="flags")
     try:
         study = search(cfg, space, base, data_dir=args.data_dir, mirror=args.mirror)
     except KeyboardInterrupt:

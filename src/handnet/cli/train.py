@@ -17,7 +17,10 @@ from handnet.cli.common import (
     add_data_source_flags,
     config_flags_given,
     config_values,
+    flag,
+    flag_errors,
     print_json,
+    shown,
     whole_number,
 )
 from handnet.data.augment import AugmentSpec
@@ -82,7 +85,8 @@ def add_train(sub: Any) -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         help="nothing on stderr while training: no progress bar (drawn only when stderr is a "
-        "terminal), no line per epoch, no finetune line; the result still prints",
+        "terminal), no line per epoch, no finetune line; the result still prints, and so does "
+        "a warning about a setting that spoils the run",
     )
     p.set_defaults(func=cmd_train)
     return p
@@ -106,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from handnet.train.runs import resume_run, train_run
 
     if args.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every={args.checkpoint_every}: must be >= 0")
+        raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 0")
     if args.resume is not None:
         given = settings_given(args)
         if given:
@@ -118,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def keep(*run: Any) -> None:  # publish, and keep what it wrote to say where it went
         published.extend(publish(*run))
 
-    with StopSignals() as stop:
+    with StopSignals() as stop, flag_errors(config_values(args)):
         if args.resume is not None:
             res = resume_run(
                 args.resume,
@@ -209,11 +213,12 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     given = config_values(args)
     aug_flags = [name for name in given if name.startswith("aug_")]
     values.update(given)
-    where = str(args.config or "flags")
-    cfg = TrainConfig.from_dict(values, where=where)
+    with flag_errors(given):
+        cfg = TrainConfig.from_dict(values, where=str(args.config or "flags"))
     if args.config or aug_flags:
         spec = cfg.augment_spec()
         if not spec.active:
+            where = args.config or " ".join(f"{flag(n)} {shown(given[n])}" for n in aug_flags)
             raise ConfigError(f"{where}: every augmentation is off, so there is nothing to draw")
     else:  # neither a recipe nor --aug-* flags: Simard 2003's distortions, not train's defaults
         spec = AugmentSpec(elastic_alpha=34.0, elastic_sigma=4.0)
@@ -266,7 +271,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from handnet.train.runs import load_run_data, run_model
 
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
-        raise ConfigError(f"--ridge: must be >= 0, got {args.ridge}")
+        raise ConfigError(f"--ridge {args.ridge}: must be at least 0")
     model = run_model(args.model)
     clf = load_model(model)
     cfg = run_config(clf, str(model))

@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -96,6 +97,34 @@ def _latest_model(runs: Path, asked: Path) -> Path:
     if not models:
         raise ModelFileError(f"{asked}: no finished run in {runs} (model-*/ with its model file)")
     return max(models, key=lambda m: (m.parent.name[:21], m.stat().st_mtime))
+
+
+class SettingWarning(UserWarning):
+    """A setting that quietly spoils a run without making it wrong (``handnet`` shows it as one
+    line): a batch larger than the training set, a warmup as long as the run."""
+
+
+def doubtful_settings(cfg: TrainConfig, n_train: int) -> list[str]:
+    """What would quietly spoil a run of ``cfg`` on ``n_train`` training rows, one line each,
+    as ``setting=value: why``."""
+    notes = []
+    if cfg.batch_size > n_train:
+        notes.append(
+            f"batch_size={cfg.batch_size}: more than the {n_train:,} training images, so every "
+            f"epoch is one step over all of them ({cfg.epochs} in all)"
+        )
+    if cfg.warmup_epochs >= cfg.epochs:
+        notes.append(
+            f"warmup_epochs={cfg.warmup_epochs:g}: the warmup lasts the whole run "
+            f"({cfg.epochs} epoch{'s' * (cfg.epochs != 1)}), so the learning rate only rises and "
+            "never decays; give a shorter warmup_epochs"
+        )
+    if cfg.finetune and cfg.val_size == 0:
+        notes.append(
+            "finetune=True: with val_size 0 no validation images check the refit output layer, "
+            "so it is kept whether it helps or not"
+        )
+    return notes
 
 
 @dataclass
@@ -182,6 +211,8 @@ def train_run(
         raise ConfigError(f"{data.name}: no test images; a run reports test accuracy at its end")
     t_data = time.perf_counter() - t_start
     data, batches = prepare_augmentation(cfg, data, rngs)
+    for note in doubtful_settings(cfg, len(data.y_train)):  # said once, at the start
+        warnings.warn(note, SettingWarning, stacklevel=2)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
     name = run_name()
     run_dir = Path(out) / name
