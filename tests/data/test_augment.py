@@ -14,11 +14,14 @@ from handnet.data.augment import (
     AugmentSpec,
     Prefetcher,
     affine_coords,
+    affine_matrices,
     augmented_copies,
     batch_source,
     elastic_displacement,
     gaussian_matrix,
+    random_shifts,
     sample_bilinear,
+    shift_bilinear,
 )
 from handnet.train.config import Rngs, TrainConfig
 from handnet.train.fit import TrainState, fit
@@ -112,6 +115,50 @@ def test_a_moved_digit_keeps_its_centre_of_mass_where_the_transform_says(
     expected = A[0] @ (centre_of_mass(img) - ctr) + ctr + t[0]
     np.testing.assert_allclose(centre_of_mass(out), expected, atol=0.05)
     assert out.sum() == pytest.approx(img.sum(), rel=0.02)  # a rotation/shift keeps the ink
+
+
+@pytest.mark.parametrize("shift", [0.5, 1.0, 2.0, 3.7])
+def test_shifts_without_gathers_are_the_bilinear_read_of_the_shifted_grid(shift: float) -> None:
+    """The fast path (weighted sums of whole-pixel views) against the plain one: the general
+    sampler at rows = i - t_row, cols = j - t_col, with the same random shifts from one seed."""
+    X = (digits(32).reshape(-1, 28, 28) * 2 - 0.5).astype(np.float32)
+    spec = AugmentSpec(shift=shift)
+    t = random_shifts(32, spec, np.random.default_rng(3))
+    A, t_affine = affine_matrices(32, spec, np.random.default_rng(3))
+    np.testing.assert_array_equal(t, t_affine)  # the same draw as the affine path
+    np.testing.assert_array_equal(A, np.repeat(np.eye(2, dtype=np.float32)[None], 32, axis=0))
+    grid = np.mgrid[0:28, 0:28].astype(np.float32)
+    rows = grid[0][None] - t[:, 0, None, None]
+    cols = grid[1][None] - t[:, 1, None, None]
+    plain = sample_bilinear(X, rows, cols, fill=-0.4)
+    fast = shift_bilinear(X, t, fill=-0.4)
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=2e-6)
+    assert fast.dtype == np.float32 and fast.shape == X.shape
+
+
+def test_the_augmenter_takes_the_shift_path_for_shifts_alone() -> None:
+    X = digits(8)
+    out = Augmenter(AugmentSpec(shift=1.0), (28, 28), np.random.default_rng(4), fill=-0.4)(X)
+    t = random_shifts(8, AugmentSpec(shift=1.0), np.random.default_rng(4))
+    np.testing.assert_array_equal(
+        out, shift_bilinear(X.reshape(-1, 28, 28), t, -0.4).reshape(8, -1)
+    )
+    assert AugmentSpec(shift=1.0).shift_only and not AugmentSpec(shift=1.0, rotate=5).shift_only
+
+
+def test_elastic_fields_are_alpha_K_u_K_transposed_from_the_same_draw() -> None:
+    """The folded form against the plain one: u = 2 v - 1 from the same uniforms v, then
+    alpha K u K^T; and ``around`` is added to both fields."""
+    K, alpha = gaussian_matrix(28, 6.0, step=2), 36.0
+    v = np.random.default_rng(7).random((2 * 5, 14, 14), dtype=np.float32)
+    plain = alpha * np.matmul(np.matmul(K.astype(np.float64), 2.0 * v - 1), K.T.astype(np.float64))
+    dr, dc = elastic_displacement(5, K, alpha, np.random.default_rng(7))
+    np.testing.assert_allclose(np.concatenate([dr, dc]), plain, rtol=0, atol=2e-5)
+    assert dr.dtype == np.float32 and 0.5 < plain.std() < 2.0  # about a pixel (sigma 6 is smooth)
+    grid = np.mgrid[0:28, 0:28].astype(np.float32)
+    rows, cols = elastic_displacement(5, K, alpha, np.random.default_rng(7), around=grid)
+    np.testing.assert_allclose(rows, plain[:5] + grid[0], rtol=0, atol=2e-5)
+    np.testing.assert_allclose(cols, plain[5:] + grid[1], rtol=0, atol=2e-5)
 
 
 def test_coarse_fields_have_the_variance_of_full_resolution_ones() -> None:

@@ -124,14 +124,3 @@ def test_buffers_reuse_rows_and_remake_on_a_new_shape_or_dtype() -> None:
     assert buf.get("a", ref, (4, 2, 3)).shape == (4, 2, 3)  # another trailing shape: remade
     assert buf.get("a", ref, (4, 2, 3), "intp").dtype == np.intp  # another dtype: remade
     assert buf.get("b", ref, (2, 2)).dtype == np.float32  # the dtype of ``ref`` by default
-
-
-def test_buffers_zeros_fill_a_new_buffer_once() -> None:
-    """A zero-filled buffer keeps what the caller never writes (the augmentation's border) at 0."""
-    buf, ref = Buffers(), np.zeros(1, np.float32)
-    pad = buf.get("pad", ref, (4, 5, 5), zeros=True)
-    assert not pad.any()
-    pad[:, 1:4, 1:4] = 1.0
-    again = buf.get("pad", ref, (3, 5, 5), zeros=True)  # reused, not cleared again
-    assert np.shares_memory(again, pad) and again[:, 1:4, 1:4].all()
-    assert not again[:, 0].any() and not again[:, :, 4].any()

@@ -10,12 +10,14 @@ source point s(p), read with bilinear interpolation. With c the image centre,
 H x W with the same variance: see `gaussian_matrix`; a blur that wide keeps nothing finer.)
 
 and both together compose as s(p) = A^-1 (p - c - t) + c + alpha (G * u)(p). Nothing loops over
-images in Python: the Gaussian smoothing is a matrix product with a banded Gaussian matrix (K u K^T), and the
-four bilinear corners are four gathers from a zero-padded copy of the batch.
+images in Python: the Gaussian smoothing is a matrix product with a banded Gaussian matrix
+(K u K^T), and the four bilinear corners are four gathers from a padded copy of the batch.
+Translations alone (the default recipe's 1-pixel shifts) need no gathers: `shift_bilinear`
+reads the same points as weighted sums of whole-pixel views.
 
 The images handed in are standardized (``norm.apply``), so "outside the image" is not 0 but the
-standardized value of a black pixel, ``fill = -mean / std``. Bilinear weights sum to 1, so
-sampling (x - fill) with zero padding and adding fill back gives exactly that fill outside.
+standardized value of a black pixel, ``fill = -mean / std``. The batch is padded with fill;
+bilinear weights sum to 1, so every point outside reads exactly fill.
 
 `Prefetcher` can compute the next augmented batch in a background thread while the network
 trains on the current one (NumPy releases the GIL); whether that pays depends on free cores.
@@ -34,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from handnet.errors import ConfigError
 from handnet.nn.layers import Buffers
@@ -65,6 +68,13 @@ class AugmentSpec:
     @property
     def active(self) -> bool:
         return self.affine or self.elastic_alpha > 0
+
+    @property
+    def shift_only(self) -> bool:
+        """Translations alone (the default recipe's): `shift_bilinear` does them without gathers."""
+        return self.shift > 0 and self == AugmentSpec(
+            shift=self.shift, elastic_sigma=self.elastic_sigma
+        )
 
 
 def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
@@ -133,18 +143,22 @@ def sample_bilinear(
 ) -> Array:
     """out[b, i, j] = images[b] read bilinearly at (rows[b, i, j], cols[b, i, j]); fill outside.
 
-    The batch is padded by 2 pixels of (x - fill) = 0 on every side and coordinates are clipped
-    into the padding. Each output pixel's four corners are read by four gathers with one index
-    array, the flat position of its top-left corner, from the padded batch shifted by 0, 1, Wp and
-    Wp + 1 (right, below, below right). ``rows`` and ``cols`` are overwritten. The result is a new
-    array; temporaries live in ``work``.
+    With (r, c) a source point, r0 = floor(r), c0 = floor(c) and the fractions fr = r - r0,
+    fc = c - c0, the read is
+
+        out = (1 - fr) [(1 - fc) x[r0, c0] + fc x[r0, c0 + 1]] + fr [(1 - fc) x[r0 + 1, c0] + fc x[r0 + 1, c0 + 1]]
+
+    The batch is padded by 2 pixels of ``fill`` on every side and coordinates are clipped into
+    the padding, so a point outside reads fill (the weights sum to 1). The four corners are read
+    by four gathers with one index array, the flat position of the top-left corner, from the
+    padded batch shifted by 0, 1, Wp and Wp + 1 (right, below, below right). ``rows`` and
+    ``cols`` are overwritten. The result is a new array; temporaries live in ``work``.
     """
     work = work or Buffers()
     B, H, W = images.shape
     P = 2
     Hp, Wp = H + 2 * P, W + 2 * P
-    padded = work.get("padded", images, (B, Hp, Wp), "float32", zeros=True)  # the border stays 0
-    np.subtract(images, np.float32(fill), out=padded[:, P : P + H, P : P + W])
+    padded = _padded(work, "padded", images, P, fill)
     flat = padded.reshape(-1)
     r = np.clip(rows, -1, H, out=rows)
     c = np.clip(cols, -1, W, out=cols)
@@ -152,15 +166,16 @@ def sample_bilinear(
     c0 = np.floor(c, out=work.get("c0", c, c.shape, "float32"))
     r -= r0  # fractional parts: the weights of the lower row and of the right column
     c -= c0
-    # base = b Hp Wp + (r0 + P) Wp + (c0 + P): the flat index of the top-left corner.
-    # r0 Wp + c0 is a small integer, exact in float32; the rest is added as integers.
+    # base = b Hp Wp + (r0 + P) Wp + (c0 + P): the flat index of the top-left corner, a whole
+    # number below 2^24 for batches up to 16,000 images, so exact in float32 before the cast.
     r0 *= Wp
     r0 += c0
+    r0 += (P * Wp + P + np.arange(B, dtype=np.float32) * (Hp * Wp))[:, None, None]
     base = work.get("base", r, r.shape, "intp")
     base[...] = r0
-    base += (P * Wp + P + np.arange(B, dtype=np.intp) * (Hp * Wp))[:, None, None]
+    # mode="wrap": every index is inside, and take skips the check that "raise" makes
     p00, p01, p10, p11 = (
-        np.take(flat[shift:], base, out=work.get(f"p{k}", r, r.shape, "float32"))
+        np.take(flat[shift:], base, out=work.get(f"p{k}", r, r.shape, "float32"), mode="wrap")
         for k, shift in enumerate((0, 1, Wp, Wp + 1))
     )
     top = np.subtract(p01, p00, out=work.get("top", r, r.shape, "float32"))
@@ -172,8 +187,73 @@ def sample_bilinear(
     out -= top
     out *= r
     out += top  # (1 - r) top + r bottom
-    out += np.float32(fill)
     return out
+
+
+def _padded(work: Buffers, name: str, images: Array, P: int, fill: float) -> Array:
+    """The batch (B, H, W) with P pixels of ``fill`` on every side, (B, H + 2P, W + 2P)."""
+    B, H, W = images.shape
+    padded: Array = work.get(name, images, (B, H + 2 * P, W + 2 * P), "float32")
+    padded[:, :P] = fill  # the border (a small part of the array) is written every time
+    padded[:, H + P :] = fill
+    padded[:, :, :P] = fill
+    padded[:, :, W + P :] = fill
+    padded[:, P : H + P, P : W + P] = images
+    return padded
+
+
+def shift_bilinear(images: Array, t: Array, fill: float, work: Buffers | None = None) -> Array:
+    """out[b] = images[b] translated by t[b] = (t_row, t_col) pixels, read bilinearly; fill outside.
+
+    Plainly, this is ``sample_bilinear(images, i - t_row, j - t_col, fill)``: output pixel (i, j)
+    reads the input at (i - t_row, j - t_col). Since a translation reads every pixel at the same
+    offset a = -t, the bilinear read is a weighted sum of the image moved by whole pixels d, e,
+
+        out[i, j] = sum_{d, e} hat(a_row - d) hat(a_col - e) x[i + d, j + e],  hat(z) = max(0, 1 - |z|)
+
+    (the tent weights, nonzero for the two whole offsets next to a), so no gather is needed:
+    d and e run over -S..S (S = the largest whole shift), outside the image x is ``fill``, and
+    the sum is separable, along columns then along rows:
+
+        cols[b, j, p] = sum_e hat(a_col[b] - e) x[b, p, j + e]        (for every padded row p)
+        out[b, i, j] = sum_d hat(a_row[b] - d) cols[b, j, i + d]
+
+    Each pass is one ``einsum`` over 2S + 1 windows of a flattened image: with the image stored
+    so that the shifted axis is the outer one, moving by one pixel moves a whole row, and the
+    windows are views of one array (``sliding_window_view``), read with long contiguous rows.
+    That is why the batch is padded transposed, and transposed back in between.
+    tests/data/test_augment.py compares the result with ``sample_bilinear``.
+    """
+    work = work or Buffers()
+    B, H, W = images.shape
+    S = max(1, math.ceil(float(np.abs(t).max())))  # offsets -S..S cover |t| <= S
+    n, Hp = 2 * S + 1, H + 2 * S
+    d = np.arange(-S, S + 1, dtype=np.float32)  # (n,) the whole offsets
+    # hat(a - d) for a = -t: (B, n) weights per axis, each row summing to 1
+    w_row = np.maximum(1 - np.abs(-t[:, 0, None] - d), 0, dtype=np.float32)
+    w_col = np.maximum(1 - np.abs(-t[:, 1, None] - d), 0, dtype=np.float32)
+    xT = _padded(work, "shift padded", images.transpose(0, 2, 1), S, fill)  # (B, Wp, Hp)
+    cols = work.get("shift cols", images, (B, W * Hp), "float32")  # (B, W, Hp) flattened
+    np.einsum("bkl,bk->bl", _windows(xT.reshape(B, -1), Hp, n, W * Hp), w_col, out=cols)
+    colsT = work.get("shift colsT", images, (B, Hp, W), "float32")
+    colsT[...] = cols.reshape(B, W, Hp).transpose(0, 2, 1)  # (B, Hp, W): rows outer again
+    out = np.empty((B, H * W), np.float32)
+    np.einsum("bkl,bk->bl", _windows(colsT.reshape(B, -1), W, n, H * W), w_row, out=out)
+    return out.reshape(B, H, W)
+
+
+def _windows(flat: Array, step: int, n: int, length: int) -> Array:
+    """(B, n, length) views: window k of row b is flat[b, k step : k step + length]."""
+    return sliding_window_view(flat, length, axis=1)[:, : (n - 1) * step + 1 : step]
+
+
+def random_shifts(n: int, spec: AugmentSpec, rng: np.random.Generator) -> Array:
+    """Translations t (n, 2), uniform in [-shift, shift) per axis: the same draw as
+    `affine_matrices` (six uniforms per image, of which a translation uses two), so a seed
+    gives the same shifts whether or not the batch goes through the affine path."""
+    u = rng.random((n, 6), dtype=np.float32) * 2 - 1  # U[-1, 1)
+    t: Array = spec.shift * u[:, 4:6]
+    return t
 
 
 def affine_coords(A: Array, t: Array, H: int, W: int) -> tuple[Array, Array]:
@@ -192,17 +272,30 @@ def affine_coords(A: Array, t: Array, H: int, W: int) -> tuple[Array, Array]:
 
 
 def elastic_displacement(
-    n: int, K: Array, alpha: float, rng: np.random.Generator
+    n: int, K: Array, alpha: float, rng: np.random.Generator, around: Array | None = None
 ) -> tuple[Array, Array]:
     """Simard's random displacement fields (d_rows, d_cols), each (n, H, W): alpha K u K^T with
-    u ~ U[-1, 1) drawn in float32 on K's (coarse) grid."""
+    u ~ U[-1, 1) drawn in float32 on K's (coarse) grid, plus ``around`` (2, H, W) if given
+    (the identity map's coordinates, say, so that the result is where each pixel reads).
+
+    With u = 2 v - 1, v ~ U[0, 1) as drawn, and k = K 1 (the row sums of K),
+
+        alpha K u K^T = (sqrt(2 alpha) K) v (sqrt(2 alpha) K)^T - alpha k k^T
+
+    so the field is one scaled product and one (H, W) constant, with no pass over u to map it
+    to [-1, 1) and none over the result to scale it (tests/data/test_augment.py compares the
+    two forms).
+    """
     m = K.shape[1]
-    u = rng.random((2 * n, m, m), dtype=np.float32)
-    u *= 2
-    u -= 1
-    d = smooth_fields(u, K)
-    d *= np.float32(alpha)
-    return d[:n], d[n:]
+    v = rng.random((2 * n, m, m), dtype=np.float32)  # (2n, m, m) uniform on [0, 1)
+    Ka = (K * math.sqrt(2 * alpha)).astype(np.float32)
+    d = smooth_fields(v, Ka)  # (2 alpha) K v K^T                             (2n, H, W)
+    k = K.astype(np.float64).sum(axis=1)  # (H,)
+    shift = np.zeros((2, *d.shape[1:])) if around is None else around.astype(np.float64)
+    shift -= alpha * np.outer(k, k)  # around - alpha k k^T                    (2, H, W)
+    d = d.reshape(2, n, *d.shape[1:])
+    d += shift[:, None].astype(np.float32)  # alpha K (2v - 1) K^T + around
+    return d[0], d[1]
 
 
 class Augmenter:
@@ -231,14 +324,15 @@ class Augmenter:
 
     def source_coords(self, n: int) -> tuple[Array, Array]:
         """Random source coordinates (rows, cols), each (n, H, W), for n output images."""
-        if self.spec.affine:
-            A, t = affine_matrices(n, self.spec, self.rng)
-            rows, cols = affine_coords(A, t, self.H, self.W)
-        else:
-            rows = np.repeat(self.grid[0][None], n, axis=0)
-            cols = np.repeat(self.grid[1][None], n, axis=0)
-        if self.spec.elastic_alpha > 0:
-            dr, dc = elastic_displacement(n, self.K, self.spec.elastic_alpha, self.rng)
+        alpha = self.spec.elastic_alpha
+        if not self.spec.affine:  # the identity map plus the field (or the identity alone)
+            if alpha > 0:
+                return elastic_displacement(n, self.K, alpha, self.rng, around=self.grid)
+            return np.repeat(self.grid[0][None], n, 0), np.repeat(self.grid[1][None], n, 0)
+        A, t = affine_matrices(n, self.spec, self.rng)
+        rows, cols = affine_coords(A, t, self.H, self.W)
+        if alpha > 0:
+            dr, dc = elastic_displacement(n, self.K, alpha, self.rng)
             rows += dr
             cols += dc
         return rows, cols
@@ -248,6 +342,10 @@ class Augmenter:
         n = X.shape[0]
         if not self.spec.active:
             return np.array(X, dtype=np.float32)
+        if self.spec.shift_only:  # no gathers: see shift_bilinear
+            imgs = X.reshape(n, self.H, self.W)
+            t = random_shifts(n, self.spec, self.rng)
+            return shift_bilinear(imgs, t, self.fill, self.work).reshape(n, self.H * self.W)
         rows, cols = self.source_coords(n)
         imgs = X.reshape(n, self.H, self.W)
         out = sample_bilinear(imgs, rows, cols, self.fill, self.work)

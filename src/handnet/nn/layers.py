@@ -54,11 +54,9 @@ class Buffers:
         ref: Any,
         shape: tuple[int, ...],
         dtype: str | None = None,
-        zeros: bool = False,
     ) -> Any:
-        """The first ``shape[0]`` rows of the buffer ``name``, remade when it is too short or its
-        trailing shape, dtype or library differ. ``zeros``: a new buffer starts zero-filled
-        (what the caller never writes, such as a border, stays 0 from then on)."""
+        """The first ``shape[0]`` rows of the buffer ``name`` (uninitialized), remade when it is
+        too short or its trailing shape, dtype or library differ."""
         buf = self._store.get(name)
         xp = namespace(ref)
         want = ref.dtype if dtype is None else np.dtype(dtype) if xp is np else getattr(xp, dtype)
@@ -70,8 +68,6 @@ class Buffers:
             or namespace(buf) is not xp
         ):
             buf = empty((max(shape[0], 1), *shape[1:]), ref, dtype)
-            if zeros:
-                buf[...] = 0
             self._store[name] = buf
         return buf[: shape[0], ...]
 
