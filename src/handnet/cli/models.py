@@ -344,7 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_bytes < 1:
         raise ConfigError(f"--max-bytes {args.max_bytes}: must be >= 1")
     views, _ = tta_views(args)
-    serve(
+    signum = serve(
         args.model,
         host=args.host,
         port=args.port,
@@ -352,4 +352,4 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tta_views=views,
         tta_seed=args.tta_seed,
     )
-    return 0
+    return 128 + signum  # stopped by SIGINT or SIGTERM, as a shell tells it

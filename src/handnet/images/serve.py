@@ -4,6 +4,7 @@ Routes: ``/`` the page (static files shipped in the package, plain JS), ``POST /
 (JSON with a base64 image), ``POST /api/predict/image`` (the raw image bytes as the body),
 ``GET /api/model`` (what the model is), ``/docs`` and ``/openapi.json`` (FastAPI's schema).
 Every request body is capped at ``max_bytes``; bad input gets a 400, 413 or 422 with a message.
+``serve`` logs one line per request on stderr, and one when SIGINT or SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +163,36 @@ async def _no_receive() -> Any:
     return {"type": "http.disconnect"}
 
 
+class RequestLog:
+    """ASGI middleware: one line on stderr per request once it is answered (the client, the
+    method and path, the status, the milliseconds), as ``handnet serve`` shows them; ``count``
+    says how many were answered."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.count = app, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), "-"
+
+        async def sending(msg: Any) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = str(msg["status"])
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.count += 1
+            client = (scope.get("client") or ("?",))[0]
+            ms = 1000 * (time.perf_counter() - t0)
+            line = f"{client} {scope['method']} {scope['path']} {status} {ms:.0f} ms"
+            print(f"handnet serve: {line}", file=sys.stderr, flush=True)
+
+
 def decode_base64(text: str) -> bytes:
     """Plain base64 or a data URL -> bytes; HTTPException 400 with the reason otherwise."""
     if text.startswith("data:"):
@@ -289,14 +323,16 @@ def serve(
     max_bytes: int = 2_000_000,
     tta_views: int = 0,
     tta_seed: int = 0,
-) -> None:
+) -> int:
     """Load ``model`` (a file, a run directory or RUNS/latest), bind ``host:port`` (a one-line
-    error if it is taken) and run the app with uvicorn until interrupted."""
+    error if it is taken) and run the app with uvicorn, a line per request on stderr, until
+    SIGINT or SIGTERM; then say so in one line and return that signal's number."""
     import socket
 
     import uvicorn
 
     from handnet.images.predict import input_field
+    from handnet.train.interrupt import StopSignals
     from handnet.train.modelfile import load_model
     from handnet.train.runs import run_model
 
@@ -316,8 +352,15 @@ def serve(
         if sock is not None:
             sock.close()
         raise HandnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
-    with sock:  # closed however the server ends
+    log = RequestLog(app)
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises it again for the handler it
+    # found installed: StopSignals's, which only notes it, so that we can say so in one line.
+    with sock, StopSignals() as stop:  # the socket is closed however the server ends
         url = f"http://{host}:{sock.getsockname()[1]}/"
         print(f"handnet serve: {model} at {url}  (API docs at {url}docs)", flush=True)
-        config = uvicorn.Config(app, log_level="warning")
+        config = uvicorn.Config(log, log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
+    signum = stop.signum or signal.SIGINT
+    answered = f"{log.count} request{'s' * (log.count != 1)}"
+    print(f"handnet serve: stopped by {signal.Signals(signum).name} after {answered}", flush=True)
+    return int(signum)

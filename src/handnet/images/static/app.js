@@ -12,17 +12,32 @@ const barsEl = document.getElementById("bars");
 const unitsEl = document.getElementById("units");
 
 const STROKE = 24; // pen width on the 280 px pad: MNIST-like strokes (about 1/8 of the digit) after scaling
+// Ink must span this many pen widths before the page asks: the server calls less "only a dot, not
+// a digit" (2.1 widths, handnet.data.photo), and a tap is answered here, without a 422.
+const MIN_SPAN = 3 * STROKE;
 let classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 let drawing = false, dirty = false, inFlight = false, hasInk = false, last = null;
+let inkBox = null; // [left, top, right, bottom] of the pen's centre since the pad was cleared
 
 function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   hasInk = false;
+  inkBox = null;
   showEmpty("draw something");
 }
 
+function addInk([x, y]) {
+  inkBox = inkBox ? [Math.min(inkBox[0], x), Math.min(inkBox[1], y), Math.max(inkBox[2], x), Math.max(inkBox[3], y)]
+    : [x, y, x, y];
+}
+
+function enoughInk() {
+  return inkBox !== null && Math.max(inkBox[2] - inkBox[0], inkBox[3] - inkBox[1]) + STROKE >= MIN_SPAN;
+}
+
 function showEmpty(message) {
+  document.body.classList.add("blank");
   labelEl.textContent = "?";
   labelEl.classList.add("empty");
   confEl.textContent = message;
@@ -97,6 +112,7 @@ function renderUnits(units, side) {
 }
 
 function render(res) {
+  document.body.classList.remove("blank");
   const win = res.classes.indexOf(res.label);
   labelEl.textContent = res.label;
   labelEl.classList.remove("empty");
@@ -110,6 +126,7 @@ function render(res) {
 
 async function predict() {
   if (!hasInk) return;
+  if (!enoughInk()) { showEmpty("draw a bit more"); return; }
   if (inFlight) { dirty = true; return; }
   inFlight = true; dirty = false;
   try {
@@ -153,6 +170,7 @@ pad.addEventListener("pointerdown", (ev) => {
   drawing = true;
   hasInk = true;
   last = point(ev);
+  addInk(last);
   ctx.fillStyle = "#111";
   dot(last);
 });
@@ -167,6 +185,7 @@ pad.addEventListener("pointermove", (ev) => {
   ctx.moveTo(...last);
   for (const e of events.length ? events : [ev]) {
     last = point(e);
+    addInk(last);
     ctx.lineTo(...last);
   }
   ctx.stroke();
