@@ -39,7 +39,7 @@ docs-serve: $(DOCS_STAMP)
 
 # The inner loop: everything but the slow, browser and PostgreSQL tests, in under a minute.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow and not browser and not postgres"
+	$(BIN)/pytest -q -n 2 -m "not slow and not browser and not postgres"
 
 # Timing runs want the machine to themselves: a lock makes concurrent `make bench` runs wait.
 bench: $(STAMP)
