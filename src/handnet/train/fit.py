@@ -66,6 +66,16 @@ class EpochCursor:
 
 
 @dataclass
+class Timing:
+    """Wall seconds of training's parts, summed over the epochs `fit` ran (a run reports them;
+    they are not saved in checkpoints, so a resumed run counts from its resumption)."""
+
+    batches: float = 0.0  # waiting for each batch: the gather, and the augmentation if any
+    steps: float = 0.0  # forward, loss, backward, update (and the progress bar)
+    validation: float = 0.0  # the validation pass after each epoch
+
+
+@dataclass
 class TrainState:
     """Everything a run needs to continue: model, optimizer velocity, RNG streams, counters, history."""
 
@@ -76,6 +86,7 @@ class TrainState:
     step: int = 0  # optimizer steps taken
     history: list[dict[str, float]] = field(default_factory=list)
     cursor: EpochCursor | None = None  # set when fit stopped inside an epoch
+    timing: Timing = field(default_factory=Timing)
 
     @classmethod
     def fresh(cls, cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> TrainState:
@@ -189,7 +200,10 @@ def _fit(
             state.cursor, t0 = None, time.perf_counter() - ep.seconds
             bar = _bar(progress, epoch, cfg.epochs, plan.steps_per_epoch, ep.next_batch)
             batches = _batches(data, ep, plan.batch_size, batch_source)
+            t_batch = time.perf_counter()
             for i, (X, y) in enumerate(batches, start=ep.next_batch):
+                t_step = time.perf_counter()
+                state.timing.batches += t_step - t_batch
                 lr = plan.lr(state.step)
                 if i == plan.steps_per_epoch - 1:  # the L2 term of the loss, for the record
                     ep.reg = l2.value(state.model.weight_pairs())
@@ -199,6 +213,8 @@ def _fit(
                 state.step += 1
                 seen = i * plan.batch_size + y.shape[0]  # rows of this epoch so far
                 _show(bar, ep, seen, t0, i, plan.steps_per_epoch, progress)
+                t_batch = time.perf_counter()
+                state.timing.steps += t_batch - t_step
                 if stop is not None and i + 1 < plan.steps_per_epoch and stop():
                     bar.close()
                     batches.close()  # now, before the caller saves the random streams: a
@@ -316,7 +332,9 @@ def _end_epoch(
             raise TrainingDiverged(
                 f"weights {k} became non-finite in epoch {state.epoch + 1} (step {state.step}, lr {lr:.4g})"
             )
+    t = time.perf_counter()
     val = evaluate(state.model, data.X_val, data.y_val) if data.y_val.shape[0] else None
+    state.timing.validation += time.perf_counter() - t
     record = {
         "epoch": state.epoch + 1,
         "train_loss": ep.loss_sum / n + ep.reg,

@@ -45,7 +45,7 @@ from handnet.nn.finetune import FinetuneResult, finetune_output
 from handnet.train.checkpoint import CHECKPOINT_NAME, dataset_info, load_checkpoint, save_checkpoint
 from handnet.train.classifier import Classifier
 from handnet.train.config import Rngs, TrainConfig
-from handnet.train.fit import BatchSource, EpochCallback, TrainState, evaluate, fit
+from handnet.train.fit import BatchSource, EpochCallback, Timing, TrainState, evaluate, fit
 from handnet.train.modelfile import save_model
 
 # What writes a finished run's plots and report (`handnet.report.publish`): the layer above
@@ -142,6 +142,34 @@ def history_csv(history: list[dict[str, float]]) -> str:
     for row in history:
         w.writerow({k: row[k] for k in HISTORY_FIELDS})
     return buf.getvalue()
+
+
+def time_spent(timing: Timing, spent: dict[str, float], evaluation: float) -> dict[str, float]:
+    """Where a run's wall time went, in seconds: data loading, the batches (their gather and
+    augmentation), the training steps, evaluation (validation after each epoch, then validation
+    and test once at the end), the finetune; `_finish` adds saving, report and wall."""
+    return {
+        "data loading": spent["data loading"],
+        "augmentation": timing.batches,
+        "steps": timing.steps,
+        "evaluation": timing.validation + evaluation,
+        "finetune": spent["finetune"],
+    }
+
+
+def time_line(metrics: dict[str, Any]) -> str:
+    """One line for the end of ``handnet train``: where the run's wall time went.
+
+    >>> time_line({"time": {"data loading": 0.61, "augmentation": 1.2, "steps": 15.0,
+    ...     "evaluation": 0.8, "finetune": 0.0, "saving": 0.1, "report": 1.4, "wall": 19.6}})
+    'time:   19.6 s = data loading 0.6 + augmentation 1.2 + steps 15.0 + evaluation 0.8 + saving 0.1 + report 1.4 + other 0.5'
+    """
+    t = dict(metrics["time"])
+    wall = t.pop("wall")
+    parts = {k: v for k, v in t.items() if v >= 0.05 or k in ("augmentation", "steps")}
+    other = wall - sum(t.values())
+    shown = " + ".join(f"{k} {v:.1f}" for k, v in parts.items())
+    return f"time:   {wall:.1f} s = {shown} + other {max(other, 0.0):.1f}"
 
 
 def load_run_data(
@@ -352,6 +380,7 @@ def _train(
             f"resume with: handnet train --resume {shlex.quote(str(run_dir))}",
             int(signum),
         )
+    t_tune = time.perf_counter()
     tuned = (
         finetune_output(
             state.model, data.X_train, data.y_train, data.X_val, data.y_val, cfg.finetune_ridge
@@ -361,7 +390,8 @@ def _train(
     )
     if tuned is not None and progress:
         print(tuned.message, file=sys.stderr)
-    return _finish(run_dir, cfg, data, state, t_start, t_data, tuned, source, publish)
+    spent = {"data loading": t_data, "finetune": time.perf_counter() - t_tune}
+    return _finish(run_dir, cfg, data, state, t_start, spent, tuned, source, publish, progress)
 
 
 def _finish(
@@ -370,14 +400,20 @@ def _finish(
     data: Dataset,
     state: TrainState,
     t_start: float,
-    t_data: float,
+    spent: dict[str, float],
     tuned: FinetuneResult | None,
     source: dict[str, str | None],
     publish: Publisher | None,
+    progress: bool,
 ) -> RunResult:
-    """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done)."""
+    """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done).
+
+    ``spent`` holds the seconds of the run's parts before this (data loading, finetune). With
+    ``progress``, the run's last line on stderr says where its wall time went (`time_line`)."""
+    t_eval = time.perf_counter()
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
     test = evaluate(state.model, data.X_test, data.y_test)
+    t_eval = time.perf_counter() - t_eval
     name = run_dir.name
     metrics: dict[str, Any] = {
         "run": name,
@@ -389,8 +425,9 @@ def _finish(
         "test_per_class_accuracy": test.per_class_accuracy,
         "test_confusion": test.confusion.tolist(),
         "train_seconds": sum(r["seconds"] for r in state.history),
-        "data_seconds": t_data,
+        "data_seconds": spent["data loading"],
         "wall_seconds": time.perf_counter() - t_start,
+        "time": time_spent(state.timing, spent, t_eval),  # saving and report added below
         "finetune": tuned.to_dict() if tuned else None,
         "epochs": state.epoch,
         "steps": state.step,
@@ -415,13 +452,15 @@ def _finish(
     )
     model_path = run_dir / f"{name}.safetensors"
     written: list[Path] = []
+    t_save = time.perf_counter()
     try:
         written.append(save_model(clf, model_path))
         written.append(atomic_write_text(run_dir / "history.csv", history_csv(state.history)))
+        written.append(atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict())))
+        metrics["time"]["saving"] = time.perf_counter() - t_save  # of the files above
         written.append(
             atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         )
-        written.append(atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict())))
     except BaseException:
         # All or nothing: a run directory holds a finished run or a checkpoint to resume from.
         for f in written:
@@ -432,7 +471,12 @@ def _finish(
     if publish is not None:
         # Plots and the report come after the all-or-nothing files: if drawing fails, the
         # trained model is kept (and can be drawn again with `handnet report`).
+        t_report = time.perf_counter()
         publish(clf, data, run_dir)
+        metrics["time"]["report"] = time.perf_counter() - t_report  # not in metrics.json
+    metrics["time"]["wall"] = time.perf_counter() - t_start
+    if progress:
+        print(time_line(metrics), file=sys.stderr)
     # The model file, history and config now hold everything worth keeping; a finished run
     # cannot be continued (its schedule has ended), so the checkpoint only costs disk space.
     (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
