@@ -60,13 +60,14 @@ def run_main(*args: str | Path) -> Ran:
 def unrendered_plots() -> Iterator[None]:
     """No plot is drawn: a 1x1 PNG stands in for each. Which plots a run gets is still decided
     from its data (`run_plots.draw` runs, and the model predicts the test images it would show),
-    but the report.plots figures are not built and no figure is rendered: matplotlib's axes cost
+    but the report's plot_* figures are not built and no figure is rendered: matplotlib's axes cost
     more than a second a run, more than the tiny runs themselves. For modules about what commands
     write and print (``pytestmark = pytest.mark.usefixtures(...)``); tests/report and
     tests/search/test_plots.py check the plots themselves."""
     from matplotlib.figure import Figure
     from PIL import Image
 
+    import handnet.report.model_plots as model_plots
     import handnet.report.plots as plots
 
     buf = io.BytesIO()
@@ -83,9 +84,10 @@ def unrendered_plots() -> Iterator[None]:
             fname.write(png)
 
     with pytest.MonkeyPatch.context() as mp:
-        for name in dir(plots):  # plot_loss, plot_mistakes, ...: the run's figures
-            if name.startswith("plot_") and callable(getattr(plots, name)):
-                mp.setattr(plots, name, unbuilt)
+        for module in (plots, model_plots):  # plot_loss, plot_mistakes, ...: the run's figures
+            for name in dir(module):
+                if name.startswith("plot_") and callable(getattr(module, name)):
+                    mp.setattr(module, name, unbuilt)
         mp.setattr(plots, "png_bytes", lambda fig, dpi=plots.DPI: png)
         mp.setattr(Figure, "savefig", savefig)  # the study's figures, built elsewhere
         yield

@@ -15,7 +15,7 @@ from matplotlib.image import imread
 
 from handnet.data.split import Normalization
 from handnet.nn.model import MLP
-from handnet.report import plots
+from handnet.report import model_plots, plots
 from handnet.report.run_plots import hidden_activations
 from handnet.train.classifier import Classifier
 from handnet.train.config import Rngs, TrainConfig
@@ -68,25 +68,25 @@ CASES: list[tuple[str, Callable[[], Figure], tuple[int, int]]] = [
     ("lr", lambda: plots.plot_lr(CONFIG, 40, history()), (800, 450)),
     (
         "weights_first",
-        lambda: plots.plot_first_layer(rng.standard_normal((784, 30)), (28, 28)),
+        lambda: model_plots.plot_first_layer(rng.standard_normal((784, 30)), (28, 28)),
         (900, 820),
     ),
     (
         "weights_output",
-        lambda: plots.plot_output_layer(
+        lambda: model_plots.plot_output_layer(
             rng.standard_normal((30, 10)), rng.standard_normal(10), CLASSES
         ),
         (1000, 550),
     ),
-    ("confusion", lambda: plots.plot_confusion(CONFUSION, CLASSES), (800, 750)),
+    ("confusion", lambda: model_plots.plot_confusion(CONFUSION, CLASSES), (800, 750)),
     (
         "mistakes",
-        lambda: plots.plot_mistakes(rng.random((300, 784)), Y, PROBS, CLASSES, (28, 28)),
+        lambda: model_plots.plot_mistakes(rng.random((300, 784)), Y, PROBS, CLASSES, (28, 28)),
         (1000, 780),
     ),
     (
         "activations",
-        lambda: plots.plot_activations(
+        lambda: model_plots.plot_activations(
             [np.tanh(3 * rng.standard_normal((200, 40))), np.tanh(rng.standard_normal((200, 20)))],
             "tanh",
         ),
@@ -94,7 +94,9 @@ CASES: list[tuple[str, Callable[[], Figure], tuple[int, int]]] = [
     ),
     (
         "activations_relu",
-        lambda: plots.plot_activations([np.maximum(rng.standard_normal((200, 40)), 0)], "relu"),
+        lambda: model_plots.plot_activations(
+            [np.maximum(rng.standard_normal((200, 40)), 0)], "relu"
+        ),
         (1100, 360),
     ),
 ]
@@ -159,7 +161,7 @@ def test_first_layer_shows_the_largest_units_on_one_scale_centred_at_zero() -> N
     W = np.zeros((784, 150))
     W[:, 7] = 5.0  # the unit with the largest norm, and the largest value
     W[:, 3] = -1.0
-    fig = plots.plot_first_layer(W, (28, 28), max_units=100)
+    fig = model_plots.plot_first_layer(W, (28, 28), max_units=100)
     im = fig.axes[0].images[0]
     assert im.norm.vmin == -5.0 and im.norm.vmax == 5.0
     assert "100 of 150" in fig.axes[0].get_title()
@@ -169,30 +171,32 @@ def test_first_layer_shows_the_largest_units_on_one_scale_centred_at_zero() -> N
 
 
 def test_tile_shape() -> None:
-    assert plots.tile_shape((28, 28), 784) == (28, 28)
-    assert plots.tile_shape((28, 28, 1), 784) == (28, 28)
-    assert plots.tile_shape((20,), 20) == (1, 20)
+    assert model_plots.tile_shape((28, 28), 784) == (28, 28)
+    assert model_plots.tile_shape((28, 28, 1), 784) == (28, 28)
+    assert model_plots.tile_shape((20,), 20) == (1, 20)
 
 
 def test_most_confident_mistakes_in_order() -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.05, 0.95], [0.7, 0.3]])
     y = np.array([0, 0, 1, 0, 0])
-    assert plots.most_confident_mistakes(probs, y, 5).tolist() == [3, 1, 2]
-    assert plots.most_confident_mistakes(probs, y, 1).tolist() == [3]
+    assert model_plots.most_confident_mistakes(probs, y, 5).tolist() == [3, 1, 2]
+    assert model_plots.most_confident_mistakes(probs, y, 1).tolist() == [3]
 
 
 def test_mistake_titles_never_round_a_mistake_up_to_100_percent() -> None:
     probs = np.array([[0.99996, 0.00004], [0.2, 0.8]])
-    fig = plots.plot_mistakes(np.ones((2, 4)), np.array([1, 1]), probs, ["a", "b"], (2, 2), n=6)
+    fig = model_plots.plot_mistakes(
+        np.ones((2, 4)), np.array([1, 1]), probs, ["a", "b"], (2, 2), n=6
+    )
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["true b → a\np = 99.996%"]
 
 
 def test_saturation_counts() -> None:
     a = np.array([[0.99, 0.0], [-0.98, 0.5], [0.1, 0.2], [0.97, -0.999]])
-    total, per_unit = plots.saturation(a, "tanh")
+    total, per_unit = model_plots.saturation(a, "tanh")
     assert total == pytest.approx(3 / 8) and per_unit.tolist() == [0.5, 0.25]
-    total, per_unit = plots.saturation(np.array([[0.0, 1.0], [0.0, 0.0]]), "relu")
+    total, per_unit = model_plots.saturation(np.array([[0.0, 1.0], [0.0, 0.0]]), "relu")
     assert total == pytest.approx(3 / 4) and per_unit.tolist() == [1.0, 0.5]
 
 
@@ -238,7 +242,7 @@ def test_the_log_loss_axis_has_labels_in_the_decade_of_the_lowest_loss() -> None
 
 def test_a_confusion_cell_of_one_image_is_visibly_not_white() -> None:
     cm = np.diag([980, 1130, 1020]) + np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]])
-    fig = plots.plot_confusion(cm, ["0", "1", "2"])
+    fig = model_plots.plot_confusion(cm, ["0", "1", "2"])
     (im,) = fig.axes[0].get_images()
     one = im.to_rgba(np.ma.masked_equal([[1]], 0))[0, 0, :3]
     assert max(1 - one) > 0.15, one  # a light blue; the empty cells alone are white
@@ -251,7 +255,7 @@ def test_the_activation_panels_titles_are_one_size(activation: str) -> None:
     acts = [np.tanh(rng.standard_normal((200, 16))).astype(np.float32)] * 2
     if activation == "relu":
         acts = [np.maximum(a, 0) for a in acts]
-    fig = plots.plot_activations(acts, activation)
+    fig = model_plots.plot_activations(acts, activation)
     titles = [ax.title for ax in fig.axes]
     assert len(titles) == 4 and {(t.get_fontsize(), t.get_fontweight()) for t in titles} == {
         (plots.PANEL_TITLE_SIZE, "bold")

@@ -27,7 +27,7 @@ def mosaic(
 ) -> npt.NDArray[np.float64]:
     """Tiles (N, H, W) as one image, ``cols`` wide, row by row, with ``gap`` pixels of ``fill``
     between them (none around them). The preview's digits and the first layer's weights
-    (`handnet.report.plots.plot_first_layer`, NaN gaps drawn as background) are laid out so."""
+    (`handnet.report.model_plots.plot_first_layer`, NaN gaps drawn as background) are laid out so."""
     n, h, w = tiles.shape
     rows = math.ceil(n / cols)
     out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), fill)

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from handnet.files import atomic_write_bytes
 from handnet.nn.layers import ReLU, Tanh
 from handnet.nn.losses import softmax
-from handnet.report import plots
+from handnet.report import model_plots, plots
 from handnet.train.classifier import Classifier
 from handnet.train.heldout import data_source
 from handnet.train.modelfile import load_model
@@ -138,14 +138,14 @@ def draw(view: RunView) -> dict[str, bytes]:
     if spe and {"lr", "epochs", "warmup_epochs"} <= set(config):
         figures["lr"] = lambda: plots.plot_lr(config, spe, history)
     if len(dense) > 1:
-        figures["weights_first"] = lambda: plots.plot_first_layer(
+        figures["weights_first"] = lambda: model_plots.plot_first_layer(
             dense[0].params["W"], clf.image_shape
         )
-    figures["weights_output"] = lambda: plots.plot_output_layer(
+    figures["weights_output"] = lambda: model_plots.plot_output_layer(
         dense[-1].params["W"], dense[-1].params["b"], clf.classes
     )
-    figures["confusion"] = lambda: plots.plot_confusion(view.confusion, clf.classes)
-    figures["mistakes"] = lambda: plots.plot_mistakes(
+    figures["confusion"] = lambda: model_plots.plot_confusion(view.confusion, clf.classes)
+    figures["mistakes"] = lambda: model_plots.plot_mistakes(
         view.X_test,  # standardized with scalars: an affine map of the pixels, drawn the same
         view.y_test,
         view.probs,
@@ -154,7 +154,7 @@ def draw(view: RunView) -> dict[str, bytes]:
     )
     if len(dense) > 1:
         acts = hidden_activations(clf, view.X_test[:ACTIVATION_SAMPLE])
-        figures["activations"] = lambda: plots.plot_activations(acts, clf.net.activation)
+        figures["activations"] = lambda: model_plots.plot_activations(acts, clf.net.activation)
     return {name: plots.png_bytes(figures[name]()) for name in PLOTS if name in figures}
 
 
