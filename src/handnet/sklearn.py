@@ -30,6 +30,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     ) from e
 
 from handnet.data import Dataset, Normalization, dataset_from_arrays
+from handnet.nn.losses import log_softmax
 from handnet.nn.model import MLP
 from handnet.nn.optim import SGD
 from handnet.train.classifier import Classifier
@@ -276,14 +277,9 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         return self._net64.predict_logits(self.norm_.apply(X).astype(np.float64))
 
     def predict_log_proba(self, X: Any) -> Array:
-        """log p(class | x), shape (n_samples, n_classes), columns in the order of ``classes_``.
-
-        log p_k = z_k - max z - log sum_j exp(z_j - max z).
-        """
-        z = self._logits(X)
-        z -= z.max(axis=1, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return z
+        """log p(class | x), shape (n_samples, n_classes), columns in the order of ``classes_``
+        (`handnet.nn.losses.log_softmax` of the logits)."""
+        return log_softmax(self._logits(X))
 
     def predict_proba(self, X: Any) -> Array:
         """p(class | x) = softmax(logits), shape (n_samples, n_classes), rows sum to 1."""

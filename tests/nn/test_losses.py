@@ -64,3 +64,11 @@ def test_l2_value_alone_matches_the_penalty_and_leaves_the_gradient() -> None:
     W, dW = rng.standard_normal((4, 3)), np.zeros((4, 3))
     assert L2Penalty(0.1).value([(W, dW)]) == pytest.approx(0.05 * (W**2).sum())
     assert not dW.any()
+
+
+def test_log_softmax_is_the_log_of_softmax_and_keeps_tiny_probabilities() -> None:
+    from handnet.nn.losses import log_softmax, softmax
+
+    z = np.array([[1.0, 2.0, 3.0], [0.0, -200.0, 5.0]])
+    np.testing.assert_allclose(np.exp(log_softmax(z.copy())), softmax(z.copy()), rtol=1e-12)
+    assert log_softmax(z.copy())[1, 1] == pytest.approx(-205.0 - np.log1p(np.exp(-5.0)), rel=1e-12)

@@ -25,6 +25,15 @@ def softmax(logits: Array) -> Array:
     return logits
 
 
+def log_softmax(logits: Array) -> Array:
+    """log p = z - max z - log sum exp(z - max z), row by row, in place on ``logits`` (N, C):
+    the log of `softmax` without the exp and log of every probability, so tiny ones stay exact."""
+    xp = namespace(logits)
+    logits -= xp.max(logits, axis=1, keepdims=True)  # z - max z                (N, C)
+    logits -= xp.log(xp.sum(xp.exp(logits), axis=1, keepdims=True))  # - log sum e  (N, C)
+    return logits
+
+
 def one_hot(y: Any, n_classes: int, ref: Any) -> Any:
     """Y[n, c] = 1 if y_n = c else 0, (N, C), in ``ref``'s library and dtype."""
     xp = namespace(ref)
