@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,12 @@ from handnet.data import load_dataset
 from handnet.train.config import TrainConfig
 from handnet.train.runs import train_run
 
-cfg = TrainConfig(hidden_sizes=(16,), epochs=1, val_size=1000, aug_shift=0.0)
+cfg = TrainConfig(hidden_sizes=(16,), epochs=1, warmup_epochs=0.5, val_size=1000, aug_shift=0.0)
 data = load_dataset("mnist", rng=np.random.default_rng(0), val_size=cfg.val_size)
 data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
-result = train_run(cfg, out="runs", data=data, progress=False)
-raw = Path(result.model_path).read_bytes()
+with tempfile.TemporaryDirectory() as runs:  # the build writes nothing into the checkout
+    result = train_run(cfg, out=runs, data=data, progress=False)
+    raw = Path(result.model_path).read_bytes()
 
 (n,) = struct.unpack("<Q", raw[:8])  # the safetensors layout: a little-endian header length,
 header = json.loads(raw[8 : 8 + n])  # then that many bytes of JSON, then the raw tensor data
