@@ -4,6 +4,7 @@ submission format: every problem is one line naming the file and the line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from handnet.train.classifier import Classifier
 from handnet.train.config import TrainConfig
 from handnet.train.modelfile import load_model, save_model
 from handnet.train.runs import train_run
+
+SMALL: dict[str, Any] = {"batch_size": 16, "warmup_epochs": 0.0}  # a few dozen images
 
 RNG = np.random.default_rng(0)
 IMGS = RNG.integers(0, 256, (70, 28, 28), dtype=np.uint8)
@@ -64,7 +67,7 @@ def test_kaggle_train_csv_is_a_dataset_with_a_test_split_held_out_the_same_way_e
 
 
 def test_the_default_recipe_trains_on_a_csv_file(train_csv: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(dataset=str(train_csv), hidden_sizes=(8,), epochs=1, val_size=10)
+    cfg = TrainConfig(dataset=str(train_csv), hidden_sizes=(8,), epochs=1, val_size=10, **SMALL)
     result = train_run(cfg, out=tmp_path / "runs", progress=False)
     clf = load_model(result.model_path)
     assert clf.image_shape == (28, 28) and clf.meta["dataset"] == str(train_csv)

@@ -4,6 +4,7 @@ recipe, augmentation included, trains on the .mat layouts people download."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from handnet.errors import ConfigError
 from handnet.train.config import TrainConfig
 from handnet.train.modelfile import load_model
 from handnet.train.runs import train_run
+
+SMALL: dict[str, Any] = {"batch_size": 16, "warmup_epochs": 0.0}  # a few dozen images
 
 RNG = np.random.default_rng(0)
 IMGS = RNG.integers(0, 256, (60, 28, 28), dtype=np.uint8)
@@ -60,7 +63,7 @@ def test_the_default_recipe_with_augmentation_trains_on_both_mat_layouts(
     path = write(tmp_path / "digits.mat")
     splits, _ = load_splits(str(path))
     assert splits.X_train.shape[1:] == (28, 28)
-    cfg = TrainConfig(dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5)
+    cfg = TrainConfig(dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5, **SMALL)
     assert cfg.augment_spec().active  # the default recipe shifts every batch
     result = train_run(cfg, out=tmp_path / "runs", progress=False)
     assert load_model(result.model_path).image_shape == (28, 28)
@@ -72,11 +75,11 @@ def test_rows_that_are_not_square_name_the_dataset_and_shape_when_augmented(
     path = tmp_path / "features.npz"
     x = IMGS.reshape(60, 784)[:, :30]
     np.savez(path, x_train=x[:48], y_train=LABELS[:48], x_test=x[48:], y_test=LABELS[48:])
-    cfg = TrainConfig(dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5)
+    cfg = TrainConfig(dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5, **SMALL)
     with pytest.raises(ConfigError, match=r"features\.npz: augmentation needs square .*\(30,\)"):
         train_run(cfg, out=tmp_path / "runs", progress=False)
     plain = TrainConfig(
-        dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5, aug_shift=0.0
+        dataset=str(path), hidden_sizes=(8,), epochs=1, val_size=5, aug_shift=0.0, **SMALL
     )  # without augmentation the same rows train as features
     result = train_run(plain, out=tmp_path / "runs", progress=False)
     assert load_model(result.model_path).image_shape == (30,)

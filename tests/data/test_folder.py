@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from handnet.train.classifier import Classifier
 from handnet.train.config import TrainConfig
 from handnet.train.modelfile import load_model, save_model
 from handnet.train.runs import train_run
+
+SMALL: dict[str, Any] = {"batch_size": 16, "warmup_epochs": 0.0}  # a few dozen images
 
 MODES = ("L", "RGB", "RGBA", "P", "I;16")  # grey, colour, transparent, palette, 16-bit
 
@@ -71,7 +74,7 @@ def test_the_subfolders_are_the_classes_and_each_image_is_read_as_predict_reads_
 def test_a_model_trained_on_a_folder_answers_with_its_class_names(
     folder: Path, tmp_path: Path
 ) -> None:
-    cfg = TrainConfig(dataset=str(folder), hidden_sizes=(32,), epochs=8, val_size=8)
+    cfg = TrainConfig(dataset=str(folder), hidden_sizes=(32,), epochs=8, val_size=8, **SMALL)
     clf = load_model(train_run(cfg, out=tmp_path, progress=False).model_path)
     assert clf.classes == ["five", "seven"]
     s = load_bundled_mnist()

@@ -214,16 +214,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+NO_DIGIT = 3  # handnet predict's exit code when a page holds no digit (and every file was read)
+
+
 def add_predict(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict the digit in image files (PNG, JPEG, BMP; any size, dark or light ink), "
-        "or the rows of a CSV file",
-        description="Each image is made MNIST-like (grayscale, ink on black, cropped, fitted to "
-        "20x20, centred by mass in 28x28) and classified. A file that cannot be read or holds no "
-        "ink gets a one-line error; the others are still predicted, and the exit code is 1. "
-        "With --csv, each row of a CSV file (Kaggle's test.csv) is an image, and the answers "
-        "are written in Kaggle's submission format, ImageId,Label.",
+        help="read the digits, or the number, in image files (PNG, JPEG, BMP; any size, dark or "
+        "light ink), or predict the rows of a CSV file",
+        description="Each digit in an image is found (the light evened out, touching digits cut "
+        "apart), made MNIST-like (grayscale, ink on black, cropped, fitted to 20x20, centred by "
+        "mass in 28x28) and classified; the digits read left to right make the number, shown "
+        "with each digit's confidence (a single digit: the --top classes). A page with no digit "
+        f"answers 'no digit found' and the exit code is {NO_DIGIT}; a file that cannot be read "
+        "gets a one-line error, the others are still read, and the exit code is 1. With --csv, "
+        "each row of a CSV file (Kaggle's test.csv) is an image, and the answers are written in "
+        "Kaggle's submission format, ImageId,Label.",
     )
     p.add_argument("model", type=Path, help=MODEL_HELP)
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="image files")
@@ -242,15 +248,24 @@ def add_predict(sub: Any) -> None:
         "(default: standard output)",
     )
     p.add_argument(
-        "--top", type=whole_number, default=3, help="how many classes to show (default: 3)"
+        "--top",
+        type=whole_number,
+        default=3,
+        help="how many classes to show for an image of one digit (default: 3)",
     )
     add_tta_flags(p)
-    p.add_argument("--json", action="store_true", help="print one JSON list with every result")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON list: for each file its number (a string, or null) and its digits "
+        "(label, confidence, box [left, top, right, bottom]); a single digit also has its "
+        "label, probability, top and probabilities",
+    )
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from handnet.images.predict import predict_images
+    from handnet.images.numbers import read_number
     from handnet.images.preprocess import ImageError
     from handnet.train.modelfile import load_model
     from handnet.train.runs import run_model
@@ -278,23 +293,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not 1 <= args.top <= len(clf.classes):
         raise ConfigError(f"--top {args.top}: must be in [1, {len(clf.classes)}]")
     results: list[dict[str, Any]] = []
-    failed = 0
+    failed = empty = 0
     for path in args.images:
         try:
             # a fresh copy per file: each file's answer does not depend on the files before it
-            (pred,) = predict_images(clf, [path], views=views, rng=copy.deepcopy(rng))
+            reading = read_number(clf, path, views=views, rng=copy.deepcopy(rng))
         except ImageError as e:
             failed += 1
             print(f"handnet predict: error: {e}", file=sys.stderr)
             results.append({"file": str(path), "error": str(e)})
             continue
-        results.append(pred.to_dict(args.top))
-        if not args.json:
-            shown = ", ".join(f"{c} {percent(p)}" for c, p in pred.top(args.top))
-            print(f"{path}: {pred.label}  ({shown})")
+        results.append(reading.to_dict(args.top))
+        empty += not reading.digits
+        if args.json:
+            continue
+        if not reading.digits:
+            print(f"{path}: no digit found")
+        elif len(reading.digits) == 1:
+            shown = ", ".join(f"{c} {percent(p)}" for c, p in reading.top(args.top))
+            print(f"{path}: {reading.number}  ({shown})")
+        else:  # each digit's confidence, left to right
+            shown = ", ".join(f"{d.label} {percent(d.confidence)}" for d in reading.digits)
+            print(f"{path}: {reading.number}  ({shown})")
     if args.json:
         print_json(results)
-    return 1 if failed else 0
+    return 1 if failed else NO_DIGIT if empty else 0
 
 
 def predict_csv(

@@ -49,7 +49,7 @@ RULE_TILTS = np.arange(-40, 41) / 4  # degrees, every quarter degree
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much, or the image is blank
 MAX_PIXELS = 40_000_000  # a decompression bomb (a tiny PNG of a huge canvas) is refused
 STROKE_FRACTION = 0.1  # MNIST strokes are about 2 px wide in the 20 px box
-# Ink whose longer side is under this many stroke widths is a dot. Measured with _stroke_width:
+# Ink whose longer side is under this many stroke widths is a dot. Measured with stroke_width:
 # round dots of 1-300 px score 0.5-1.83 (a disc is about 1.8), while the boldest of MNIST's
 # 10,000 test digits (a blobby 8) scores 2.37, and photos of the boldest ones 2.56 or more.
 MIN_LENGTH_IN_STROKES = 2.1
@@ -142,12 +142,12 @@ def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
-    """Crop to the bounding box of the ink (pixels above INK_THRESHOLD), ignoring what is not the
-    digit: the lines of ruled or squared paper (`_without_rules`); pieces that run across the
-    frame (touching two of its sides: a table edge, a shadow, a margin line), when a digit-sized
-    piece lies elsewhere; then specks, connected pieces with less than SPECK_FRACTION of the
-    largest remaining piece's ink."""
+def clean_ink(x: FloatImage, name: str) -> npt.NDArray[np.bool_]:
+    """The pixels of ``x`` (from `ink_image`) that belong to digits: those above INK_THRESHOLD,
+    less what is not a digit: the lines of ruled or squared paper (`_without_rules`); pieces that
+    run across the frame (touching two of its sides: a table edge, a shadow, a margin line), when
+    a digit-sized piece lies elsewhere; then specks, connected pieces with less than
+    SPECK_FRACTION of the largest remaining piece's ink. Raises NoInkError when nothing is left."""
     from scipy import ndimage  # imported here: it adds a quarter second to `import handnet`
 
     ink, ruled = _without_rules(x > INK_THRESHOLD)
@@ -165,7 +165,12 @@ def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
     if (inside & digit_sized).any():
         mass[~inside] = 0.0  # the frame's pieces go; a digit stays
     keep = (mass > 0) & (mass >= SPECK_FRACTION * mass.max())
-    ink = keep[pieces]
+    return np.asarray(keep[pieces])
+
+
+def _crop_to_ink(x: FloatImage, name: str) -> FloatImage:
+    """``x`` cropped to the bounding box of its digit's ink (`clean_ink`), other pixels zeroed."""
+    ink = clean_ink(x, name)
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -244,7 +249,7 @@ def _resize(x: FloatImage, width: int, height: int) -> FloatImage:
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
-def _stroke_width(x: FloatImage) -> float:
+def stroke_width(x: FloatImage) -> float:
     """Mean stroke width of the ink in pixels: area / half the boundary length (w = 2A/P)."""
     from scipy import ndimage
 
@@ -314,11 +319,15 @@ def fit_to_field(x: FloatImage, field: int = 28, box: int = 20) -> FloatImage:
 def preprocess_digit(gray: npt.ArrayLike, *, field: int = 28, name: str = "image") -> FloatImage:
     """A grayscale image (any size, ink dark or light) -> a (field, field) float32 MNIST-like
     input in [0, 1] with white ink on black."""
+    return digit_to_field(_crop_to_ink(ink_image(gray, name), name), field=field, name=name)
+
+
+def digit_to_field(x: FloatImage, *, field: int = 28, name: str = "image") -> FloatImage:
+    """One digit's ink, cropped to it (bright on 0, from `ink_image`), as a (field, field) input:
+    steps 5 to 8. Raises NoInkError when the ink is only a dot."""
     box = round(field * 20 / 28)
-    x = ink_image(gray, name)
-    x = _crop_to_ink(x, name)
     x = _shrink(x, 8 * box)  # the working size: strokes are measured and thickened here
-    width = _stroke_width(x)
+    width = stroke_width(x)
     _refuse_dot(x, width, name)
     x = _thicken(x, width)
     return fit_to_field(x, field, box)

@@ -63,12 +63,16 @@ def prepare_image(
     """Decode (if needed) and preprocess one image into the model's (side, side) uint8 input.
     An ndarray is taken as grayscale, uint8 in [0, 255] or float in [0, 1], any ink colour."""
     label = name or (str(source) if isinstance(source, str | Path) else "image")
+    return to_uint8(preprocess_digit(gray_image(source, label), field=input_field(clf), name=label))
+
+
+def gray_image(source: ImageSource, name: str) -> npt.NDArray[np.float32]:
+    """An image as float32 grayscale in [0, 1]: a file or encoded bytes decoded (`load_image`),
+    an ndarray taken as grayscale, uint8 in [0, 255] or float in [0, 1]."""
     if isinstance(source, np.ndarray):
         scale = np.float32(1 / 255 if source.dtype.kind in "ui" else 1)
-        gray: npt.NDArray[np.float32] = source.astype(np.float32) * scale
-    else:
-        gray = load_image(source, label)
-    return to_uint8(preprocess_digit(gray, field=input_field(clf), name=label))
+        return source.astype(np.float32) * scale
+    return load_image(source, name)
 
 
 def predict_images(

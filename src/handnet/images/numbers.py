@@ -1,0 +1,252 @@
+"""Read a number in a photo: find each digit, read them left to right.
+
+1. Even out the light (`flatten_light`): the paper's own brightness, a lighting gradient and the
+   shadows on it included, is estimated without the ink and subtracted, leaving ink on an even
+   black page. Dark ink on light paper is the rule; light ink on a dark page is recognised.
+2. The ink, less what is not a digit (ruled lines, the frame's pieces: `clean_ink`, as for one
+   digit), less what is not a pen stroke (`_keep_strokes`: grains, lace and ink barely above
+   the paper, which is what a shadow's edge or paper texture leaves). A page with nothing left
+   has no digit.
+3. The runs of inked columns are the blobs (`_blobs`); a mark too short to be a digit (the bar
+   that came off a "5") joins the blob it nearly touches.
+4. The blobs are cut into digits where the network reads them best (`handnet.images.segment`):
+   touching digits are cut apart, the pieces of a broken digit stay one.
+5. Each digit goes through MNIST's steps (`digit_to_field`) and the network; the number is the
+   digits read left to right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from handnet.data.photo import NoInkError, clean_ink, ink_image, stroke_width
+from handnet.images.predict import ImageSource, gray_image, input_field, predict_pixels
+from handnet.images.segment import Blob, best_pieces, cuts
+from handnet.train.classifier import Classifier
+
+FloatImage = npt.NDArray[np.float32]
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in the photo's pixels, exclusive
+
+BACKGROUND_WINDOW = 1 / 3  # of the shorter side: the erosion that finds the paper
+BACKGROUND_SIDE = 160  # the paper is estimated on a copy this many pixels on its longer side
+MIN_INK = 0.1  # a digit's ink is at least this much darker than its paper (of white's 1)
+INK_SIGMAS = 6.0  # ... and this many noise sigmas above the flattened paper
+MIN_AREA_PX = 12  # a piece of a digit has at least this many pixels of ink
+MIN_STROKE_PX = 2.5  # ... and its strokes are this many pixels wide (2 x area / boundary)
+STROKE_CONTRAST = 2.0  # a stroke's core is this many times darker than the ink threshold
+MIN_HEIGHT_PX = 8  # a digit is at least this tall in the photo
+MIN_HEIGHT = 0.3  # ... and this share of the tallest digit's height
+ATTACH_GAP = 0.3  # a mark shorter than that joins a digit this many heights away, or goes
+
+
+@dataclass
+class DigitReading:
+    """One digit found in a photo: the network's answer, its box, and its 28x28 input."""
+
+    label: str
+    probabilities: npt.NDArray[np.float32]  # one per class
+    box: Box
+    input: npt.NDArray[np.uint8]
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "confidence": self.confidence, "box": list(self.box)}
+
+
+@dataclass
+class NumberReading:
+    """The digits found in one photo, left to right (none on a page without a digit)."""
+
+    source: str
+    classes: list[str]
+    digits: list[DigitReading] = field(default_factory=list)
+
+    @property
+    def number(self) -> str | None:
+        """The digits read, as a string ("2024"); None when there is none."""
+        return "".join(d.label for d in self.digits) if self.digits else None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` likeliest classes of a single digit."""
+        (only,) = self.digits
+        order = np.argsort(-only.probabilities, kind="stable")[:k]
+        return [(self.classes[i], float(only.probabilities[i])) for i in order]
+
+    def to_dict(self, k: int = 3) -> dict[str, Any]:
+        """``file``, ``number`` and ``digits``; a single digit also has what `predict` gave
+        for it before numbers were read: ``label``, ``probability``, ``top``, ``probabilities``."""
+        out: dict[str, Any] = {
+            "file": self.source,
+            "number": self.number,
+            "digits": [d.to_dict() for d in self.digits],
+        }
+        if len(self.digits) == 1:
+            (only,) = self.digits
+            out |= {
+                "label": only.label,
+                "probability": only.confidence,
+                "top": [{"label": c, "probability": p} for c, p in self.top(k)],
+                "probabilities": {c: float(p) for c, p in zip(self.classes, only.probabilities)},
+            }
+        return out
+
+
+def read_number(
+    clf: Classifier,
+    source: ImageSource,
+    name: str | None = None,
+    views: int = 0,
+    rng: np.random.Generator | None = None,
+) -> NumberReading:
+    """Find and read every digit in one image (a path, encoded bytes or a grayscale array).
+    Raises ImageError when the file cannot be read; a page without a digit has no digits.
+    ``views`` and ``rng``: test-time augmentation of each digit, as in `predict_images`."""
+    label = name or (str(source) if isinstance(source, str | Path) else "image")
+    side = input_field(clf)
+    found = find_digits(clf, gray_image(source, label), side, label)
+    reading = NumberReading(label, list(clf.classes))
+    if found:
+        inputs = np.stack([x for _, x in found])
+        probs = predict_pixels(clf, inputs, views=views, rng=rng)
+        for (box, x), p in zip(found, probs):
+            reading.digits.append(DigitReading(clf.classes[int(p.argmax())], p, box, x))
+    return reading
+
+
+def flatten_light(gray: npt.ArrayLike) -> FloatImage:
+    """Ink bright on an even black page: the paper's brightness, estimated by an opening by
+    reconstruction, subtracted. Light paper with dark ink is inverted first.
+
+    The opening by reconstruction: erode with a window wider than any stroke (strokes vanish,
+    lit and shadowed paper wider than the window remain), then grow back under the image
+    (geodesic dilation until nothing changes). A plain opening would cut a shadow's corner
+    narrower than the window off as ink; reconstruction restores each region that the window
+    fitted somewhere, whole, and never a stroke. Done on a copy BACKGROUND_SIDE pixels long."""
+    from scipy import ndimage
+
+    g = np.asarray(gray, dtype=np.float32)
+    H, W = g.shape
+    s = min(1.0, BACKGROUND_SIDE / max(H, W))
+    small = ndimage.zoom(g, s, order=1, mode="nearest") if s < 1 else g
+    small = ndimage.gaussian_filter(small, 1.0)  # sensor noise would make the erosion blotchy
+    k = max(3, round(BACKGROUND_WINDOW * min(small.shape)))
+    # Dark ink, unless the page is dark and its far tail from the paper around it (a local mean,
+    # which a shadow or a gradient moves with the paper) is on the light side.
+    d = small - ndimage.uniform_filter(small, k)
+    light_ink = float(np.median(small)) < 0.5 and float(np.percentile(d, 99.5)) > -float(
+        np.percentile(d, 0.5)
+    )
+    if not light_ink:
+        g, small = 1.0 - g, 1.0 - small
+    # Its border repeated outwards, a shadow that comes in from outside the picture is as wide
+    # past the edge as at it, so the window fits in a corner of shadow too.
+    extended = np.pad(small, k, mode="edge")
+    paper = ndimage.grey_erosion(extended, size=(k, k))
+    while True:
+        grown = np.minimum(ndimage.grey_dilation(paper, size=(3, 3)), extended)
+        if np.array_equal(grown, paper):
+            break
+        paper = grown
+    paper = paper[k:-k, k:-k]
+    if s < 1:
+        # mode "nearest": rounding can put the last pixel a hair outside, where "constant" is 0
+        paper = ndimage.zoom(
+            paper, (H / paper.shape[0], W / paper.shape[1]), order=1, mode="nearest"
+        )
+    return np.clip(g - paper[:H, :W], 0.0, 1.0).astype(np.float32)
+
+
+def find_digits(
+    clf: Classifier, gray: FloatImage, side: int, name: str
+) -> list[tuple[Box, npt.NDArray[np.uint8]]]:
+    """Each digit's box and (side, side) uint8 input, left to right."""
+    flat = flatten_light(gray)
+    if float(flat.max()) < MIN_INK:
+        return []
+    try:
+        x = ink_image(flat, name)
+        least = max(MIN_INK / 2, INK_SIGMAS * _noise(flat))
+        ink = clean_ink(x, name) & (flat >= least)
+    except NoInkError:
+        return []
+    _keep_strokes(ink, flat, least)
+    blobs = _blobs(ink, flat)
+    if not blobs:
+        return []
+    tall = max(b.height for b in blobs)
+    H = float(np.median([b.height for b in blobs if b.height >= 0.5 * tall]))
+    x = np.where(ink, x, 0).astype(np.float32)
+    found = []
+    for piece in best_pieces(clf, x, cuts(x, blobs, H), H, side, name):
+        r = np.flatnonzero(piece.ink.any(axis=1))
+        c = np.flatnonzero(piece.ink.any(axis=0))
+        box = (piece.left + int(c[0]), int(r[0]), piece.left + int(c[-1]) + 1, int(r[-1]) + 1)
+        found.append((box, piece.input))
+    return found
+
+
+def _noise(flat: FloatImage) -> float:
+    """The paper's noise after flattening: a robust sigma, 1.4826 times the median absolute
+    deviation (the digits are too few of the pixels to move it)."""
+    return 1.4826 * float(np.median(np.abs(flat - np.median(flat))))
+
+
+def _keep_strokes(ink: npt.NDArray[np.bool_], flat: FloatImage, least: float) -> None:
+    """Clear the connected pieces of ``ink`` that are not pen strokes: grains (under MIN_AREA_PX
+    pixels), lace (thinner than MIN_STROKE_PX: noise where the paper's estimate was a little
+    low, at the edge of a shadow) and pieces barely above ``least``, the ink threshold (a
+    stroke's core is at least STROKE_CONTRAST times as dark; the noise that crossed it is not)."""
+    from scipy import ndimage
+
+    pieces, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    for i, where in enumerate(ndimage.find_objects(pieces), start=1):
+        piece = pieces[where] == i
+        if (
+            piece.sum() < MIN_AREA_PX
+            or stroke_width(piece.astype(np.float32)) < MIN_STROKE_PX
+            or float(np.percentile(flat[where][piece], 75)) < STROKE_CONTRAST * least
+        ):
+            ink[where][piece] = False  # a view of ``ink``: cleared in place
+
+
+def _blobs(ink: npt.NDArray[np.bool_], flat: FloatImage) -> list[Blob]:
+    """The runs of inked columns that hold digits, left to right. Runs too faint (MIN_INK) or
+    short (MIN_HEIGHT_PX, MIN_HEIGHT of the tallest) to be a digit join the neighbour they
+    nearly touch (ATTACH_GAP heights: a bar that came off a "5") or are cleared from ``ink``."""
+    from scipy import ndimage
+
+    runs, _ = ndimage.label(ink.any(axis=0))
+    found = []
+    for (cols,) in ndimage.find_objects(runs):
+        rows = np.flatnonzero(ink[:, cols].any(axis=1))
+        blob = Blob(cols.start, cols.stop, int(rows[0]), int(rows[-1]) + 1)
+        if float(flat[blob.top : blob.bottom, cols].max()) < MIN_INK:
+            ink[:, cols] = False  # faint: paper texture or a smudge
+        else:
+            found.append(blob)
+    tall = max((b.height for b in found), default=0)
+    short = max(MIN_HEIGHT_PX, MIN_HEIGHT * tall)
+    digits = [b for b in found if b.height >= short]
+    for b in found:
+        if b.height >= short:
+            continue
+        near = min(digits, key=lambda d: max(d.start - b.stop, b.start - d.stop), default=None)
+        if near is None or max(near.start - b.stop, b.start - near.stop) > ATTACH_GAP * tall:
+            ink[:, b.start : b.stop] = False
+            continue
+        i = digits.index(near)
+        digits[i] = Blob(
+            min(near.start, b.start),
+            max(near.stop, b.stop),
+            min(near.top, b.top),
+            max(near.bottom, b.bottom),
+        )
+    return sorted(digits, key=lambda b: b.start)
