@@ -68,7 +68,8 @@ class TrainConfig:
 
     dataset: str = option(
         "mnist",
-        "mnist, fashion-mnist, kmnist, or a path: .npz, .mat, or a directory of IDX files",
+        "mnist, fashion-mnist, kmnist, or a path: .npz, .mat, .csv (Kaggle's layout), a "
+        "directory of IDX files, or a folder of images with one subfolder per class",
         group="data",
         metavar="NAME|PATH",
     )
