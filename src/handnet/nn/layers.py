@@ -46,7 +46,7 @@ class Buffers:
     """
 
     def __init__(self) -> None:
-        self._store: dict[str, Any] = {}
+        self._store: dict[tuple[str, str | None], Any] = {}
 
     def get(
         self,
@@ -56,19 +56,18 @@ class Buffers:
         dtype: str | None = None,
     ) -> Any:
         """The first ``shape[0]`` rows of the buffer ``name`` (uninitialized), remade when it is
-        too short or its trailing shape, dtype or library differ."""
-        buf = self._store.get(name)
-        xp = namespace(ref)
-        want = ref.dtype if dtype is None else np.dtype(dtype) if xp is np else getattr(xp, dtype)
+        too short or its trailing shape, dtype or array type (library) differ."""
+        key = (name, dtype)  # a named dtype is part of the name; else the buffer follows ref's
+        buf = self._store.get(key)
         if (
             buf is None
+            or type(buf) is not type(ref)
             or buf.shape[0] < shape[0]
             or buf.shape[1:] != tuple(shape[1:])
-            or buf.dtype != want
-            or namespace(buf) is not xp
+            or (dtype is None and buf.dtype != ref.dtype)
         ):
             buf = empty((max(shape[0], 1), *shape[1:]), ref, dtype)
-            self._store[name] = buf
+            self._store[key] = buf
         return buf[: shape[0], ...]
 
     def clear(self) -> None:
