@@ -39,6 +39,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from handnet.errors import ConfigError
+from handnet.nn.arrays import device, like, namespace
 from handnet.nn.layers import Buffers
 
 Array = npt.NDArray[np.float32]
@@ -105,7 +106,8 @@ def smooth_fields(u: Array, K: Array) -> Array:
     over the whole stack (reshaped to (m, B m)) would be threaded, and on a loaded 2-core machine
     a threaded GEMM this small spends most of its time waiting for the other core: 40x slower.
     """
-    out: Array = np.matmul(np.matmul(K, u), K.T)  # float32 in, float32 out
+    xp = namespace(u)  # NumPy, or the library of a batch that lives on a GPU
+    out: Array = xp.matmul(xp.matmul(K, u), K.T)  # float32 in, float32 out
     return out
 
 
@@ -256,23 +258,33 @@ def random_shifts(n: int, spec: AugmentSpec, rng: np.random.Generator) -> Array:
     return t
 
 
-def affine_coords(A: Array, t: Array, H: int, W: int) -> tuple[Array, Array]:
+def affine_coords(A: Array, t: Array, H: int, W: int, ref: Any = None) -> tuple[Array, Array]:
     """Source coordinates (rows, cols), each (n, H, W), of the forward maps p -> A (p - c) + c + t.
 
-    Output pixel p reads the input at s = A^-1 (p - c - t) + c, with c the image centre.
+    Output pixel p reads the input at s = A^-1 (p - c - t) + c, with c the image centre. The
+    small arrays (A^-1, t, the grid) are made on the host; the (n, H, W) results are computed in
+    ``ref``'s library and device when one is given (a batch on a GPU), else with NumPy.
     """
     c = np.float32((H - 1) / 2)
     grid = np.mgrid[0:H, 0:W].astype(np.float32) - c
     Ai = np.linalg.inv(A).astype(np.float32)  # (n, 2, 2)
-    pr = grid[0][None] - t[:, 0, None, None]  # (n, H, W): p - c - t
-    pc = grid[1][None] - t[:, 1, None, None]
-    rows = Ai[:, 0, 0, None, None] * pr + Ai[:, 0, 1, None, None] * pc + c
-    cols = Ai[:, 1, 0, None, None] * pr + Ai[:, 1, 1, None, None] * pc + c
+    if ref is not None:
+        grid, Ai, t = like(grid, ref), like(Ai, ref), like(t, ref)
+    pr = grid[0, None, ...] - t[:, 0, None, None]  # (n, H, W): p - c - t
+    pc = grid[1, None, ...] - t[:, 1, None, None]
+    cr: Any = c if ref is None else float(c)  # a Python number for the other libraries
+    rows = Ai[:, 0, 0, None, None] * pr + Ai[:, 0, 1, None, None] * pc + cr
+    cols = Ai[:, 1, 0, None, None] * pr + Ai[:, 1, 1, None, None] * pc + cr
     return rows, cols
 
 
 def elastic_displacement(
-    n: int, K: Array, alpha: float, rng: np.random.Generator, around: Array | None = None
+    n: int,
+    K: Array,
+    alpha: float,
+    rng: np.random.Generator,
+    around: Array | None = None,
+    ref: Any = None,
 ) -> tuple[Array, Array]:
     """Simard's random displacement fields (d_rows, d_cols), each (n, H, W): alpha K u K^T with
     u ~ U[-1, 1) drawn in float32 on K's (coarse) grid, plus ``around`` (2, H, W) if given
@@ -285,16 +297,25 @@ def elastic_displacement(
     so the field is one scaled product and one (H, W) constant, with no pass over u to map it
     to [-1, 1) and none over the result to scale it (tests/data/test_augment.py compares the
     two forms).
+
+    The random numbers are drawn on the host; with ``ref`` (a batch on a GPU) they move to its
+    device, and the smoothing and the sum run there.
     """
-    m = K.shape[1]
+    m, H = K.shape[1], K.shape[0]
     v = rng.random((2 * n, m, m), dtype=np.float32)  # (2n, m, m) uniform on [0, 1)
     Ka = (K * math.sqrt(2 * alpha)).astype(np.float32)
-    d = smooth_fields(v, Ka)  # (2 alpha) K v K^T                             (2n, H, W)
     k = K.astype(np.float64).sum(axis=1)  # (H,)
-    shift = np.zeros((2, *d.shape[1:])) if around is None else around.astype(np.float64)
+    shift = np.zeros((2, H, H)) if around is None else around.astype(np.float64)
     shift -= alpha * np.outer(k, k)  # around - alpha k k^T                    (2, H, W)
+    shift32 = shift[:, None].astype(np.float32)  # (2, 1, H, W)
+    if ref is not None and namespace(ref) is not np:
+        xp = namespace(ref)
+        d = smooth_fields(like(v, ref), like(Ka, ref))  # (2 alpha) K v K^T     (2n, H, W)
+        d = xp.reshape(d, (2, n, H, H)) + like(shift32, ref)
+        return d[0, ...], d[1, ...]
+    d = smooth_fields(v, Ka)  # (2 alpha) K v K^T                             (2n, H, W)
     d = d.reshape(2, n, *d.shape[1:])
-    d += shift[:, None].astype(np.float32)  # alpha K (2v - 1) K^T + around
+    d += shift32  # alpha K (2v - 1) K^T + around
     return d[0], d[1]
 
 
@@ -322,17 +343,25 @@ class Augmenter:
         self.K = gaussian_matrix(self.H, spec.elastic_sigma, self.field_step)
         self.work = Buffers()  # one Augmenter serves one thread at a time
 
-    def source_coords(self, n: int) -> tuple[Array, Array]:
-        """Random source coordinates (rows, cols), each (n, H, W), for n output images."""
+    def source_coords(self, n: int, ref: Any = None) -> tuple[Array, Array]:
+        """Random source coordinates (rows, cols), each (n, H, W), for n output images; in
+        ``ref``'s library and device when one is given (the random draws are the same)."""
         alpha = self.spec.elastic_alpha
         if not self.spec.affine:  # the identity map plus the field (or the identity alone)
             if alpha > 0:
-                return elastic_displacement(n, self.K, alpha, self.rng, around=self.grid)
-            return np.repeat(self.grid[0][None], n, 0), np.repeat(self.grid[1][None], n, 0)
+                return elastic_displacement(n, self.K, alpha, self.rng, self.grid, ref)
+            if ref is None:
+                return np.repeat(self.grid[0][None], n, 0), np.repeat(self.grid[1][None], n, 0)
+            grid = like(self.grid, ref)
+            xp = namespace(grid)
+            return (
+                xp.broadcast_to(grid[0, None, ...], (n, self.H, self.W)),
+                xp.broadcast_to(grid[1, None, ...], (n, self.H, self.W)),
+            )
         A, t = affine_matrices(n, self.spec, self.rng)
-        rows, cols = affine_coords(A, t, self.H, self.W)
+        rows, cols = affine_coords(A, t, self.H, self.W, ref)
         if alpha > 0:
-            dr, dc = elastic_displacement(n, self.K, alpha, self.rng)
+            dr, dc = elastic_displacement(n, self.K, alpha, self.rng, ref=ref)
             rows += dr
             cols += dc
         return rows, cols
@@ -340,6 +369,8 @@ class Augmenter:
     def __call__(self, X: Array) -> Array:
         """A new (N, H*W) float32 array of randomly transformed copies of the rows of X."""
         n = X.shape[0]
+        if namespace(X) is not np:  # a batch on a GPU (CuPy, PyTorch): it stays there
+            return self._on_device(X)
         if not self.spec.active:
             return np.array(X, dtype=np.float32)
         if self.spec.shift_only:  # no gathers: see shift_bilinear
@@ -350,6 +381,91 @@ class Augmenter:
         imgs = X.reshape(n, self.H, self.W)
         out = sample_bilinear(imgs, rows, cols, self.fill, self.work)
         return out.reshape(n, self.H * self.W)
+
+    def _on_device(self, X: Array) -> Array:
+        """`__call__` for a batch of another array library, computed on its device from the
+        same random draws (`shift_plain`, `sample_plain`)."""
+        xp, n = namespace(X), X.shape[0]
+        if not self.spec.active:
+            return xp.asarray(X, copy=True)
+        imgs = xp.reshape(X, (n, self.H, self.W))
+        if self.spec.shift_only:
+            out = shift_plain(imgs, random_shifts(n, self.spec, self.rng), self.fill)
+        else:
+            rows, cols = self.source_coords(n, ref=X)
+            out = sample_plain(imgs, rows, cols, self.fill)
+        return xp.reshape(out, (n, self.H * self.W))
+
+
+# The same transforms on another array library. A batch on a GPU (CuPy, PyTorch tensors) stays
+# there: the few random numbers per image are drawn on the host from the same Generator in the
+# same order as above, moved to the device, and the per-pixel work runs there in the plain
+# operations of the array API standard, which has neither out= buffers nor strided views.
+# These are the plain forms the NumPy fast paths above stand for; tests/data/test_augment.py
+# compares them, on NumPy and on the other libraries.
+
+
+def shift_plain(images: Array, t: npt.NDArray[np.float32], fill: float) -> Array:
+    """`shift_bilinear` in plain array-API operations, on ``images``' library and device.
+
+    out[b, i, j] = sum_{d, e} hat(a_row - d) hat(a_col - e) x[b, i + d, j + e] with a = -t[b],
+    as two passes of 2S + 1 weighted slices of the batch padded with ``fill`` (S = the largest
+    whole shift):
+
+        cols[b, p, j] = sum_k w_col[b, k] padded[b, p, j + k]       (k = e + S, every padded row p)
+        out[b, i, j] = sum_k w_row[b, k] cols[b, i + k, j]          (k = d + S)
+    """
+    xp = namespace(images)
+    B, H, W = images.shape
+    S = max(1, math.ceil(float(np.abs(t).max())))
+    d = np.arange(-S, S + 1, dtype=np.float32)
+    w_row = like(np.maximum(1 - np.abs(-t[:, 0, None] - d), 0, dtype=np.float32), images)
+    w_col = like(np.maximum(1 - np.abs(-t[:, 1, None] - d), 0, dtype=np.float32), images)
+    padded = xp.full((B, H + 2 * S, W + 2 * S), fill, dtype=images.dtype, device=device(images))
+    padded[:, S : S + H, S : S + W] = images
+    cols = sum(w_col[:, k, None, None] * padded[:, :, k : k + W] for k in range(2 * S + 1))
+    out: Array = sum(w_row[:, k, None, None] * cols[:, k : k + H, :] for k in range(2 * S + 1))
+    return out
+
+
+def sample_plain(images: Array, rows: Array, cols: Array, fill: float) -> Array:
+    """`sample_bilinear` in plain array-API operations, on ``images``' library and device.
+
+    With (r, c) a source point, clipped into a border of 2 pixels of ``fill``, r0 = floor(r),
+    c0 = floor(c), fr = r - r0 and fc = c - c0:
+
+        out = (1 - fr) [(1 - fc) x[r0, c0] + fc x[r0, c0 + 1]] + fr [(1 - fc) x[r0 + 1, c0] + fc x[r0 + 1, c0 + 1]]
+
+    the four corners read by ``take`` from the flattened padded batch.
+    """
+    xp = namespace(images)
+    B, H, W = images.shape
+    P = 2
+    Hp, Wp = H + 2 * P, W + 2 * P
+    padded = xp.full((B, Hp, Wp), fill, dtype=images.dtype, device=device(images))
+    padded[:, P : P + H, P : P + W] = images
+    flat = xp.reshape(padded, (-1,))
+    r, c = xp.clip(rows, -1.0, float(H)), xp.clip(cols, -1.0, float(W))
+    r0, c0 = xp.floor(r), xp.floor(c)
+    fr, fc = r - r0, c - c0
+    first = xp.arange(B, dtype=xp.int64, device=device(images)) * (Hp * Wp) + (P * Wp + P)
+    base = xp.astype(r0, xp.int64) * Wp + xp.astype(c0, xp.int64) + first[:, None, None]
+    base = xp.reshape(base, (-1,))  # the flat index of each top-left corner
+
+    def corner(offset: int) -> Array:
+        return xp.reshape(xp.take(flat, base + offset), r.shape)
+
+    top = corner(0) + fc * (corner(1) - corner(0))  # (1 - fc) x[r0, c0] + fc x[r0, c0 + 1]
+    bottom = corner(Wp) + fc * (corner(Wp + 1) - corner(Wp))
+    out: Array = top + fr * (bottom - top)
+    return out
+
+
+def gather_rows(X: Array, idx: npt.NDArray[np.intp]) -> Array:
+    """The rows ``X[idx]`` (a new array), on ``X``'s library and device."""
+    if namespace(X) is np:
+        return np.take(X, idx, axis=0)
+    return namespace(X).take(X, like(idx, X), axis=0)
 
 
 def augmented_copies(X: Array, copies: int, augment: Augmenter, chunk: int = 1024) -> Array:
@@ -405,7 +521,7 @@ class Prefetcher:
                 if self._stop.is_set():
                     return
                 before = self._rng.bit_generator.state
-                self._q.put((before, augment(np.take(X, perm[i : i + bs], axis=0))))
+                self._q.put((before, augment(gather_rows(X, perm[i : i + bs]))))
             self._q.put(None)
         except BaseException as e:  # handed to the consumer, re-raised there
             self._q.put(e)
@@ -451,7 +567,7 @@ def batch_source(
         X: Array, perm: npt.NDArray[np.intp], batch_size: int
     ) -> Generator[Array, None, None]:
         for i in range(0, len(perm), batch_size):
-            yield augment(np.take(X, perm[i : i + batch_size], axis=0))
+            yield augment(gather_rows(X, perm[i : i + batch_size]))
 
     def prefetched(
         X: Array, perm: npt.NDArray[np.intp], batch_size: int

@@ -264,7 +264,7 @@ def _batches(
     drawn from ``source``, e.g. augmented); closing this closes the source too."""
     X_train, y_train = data.X_train, data.y_train
     rest = ep.perm[ep.next_batch * bs :]  # a resumed epoch continues mid-way
-    inputs = source(to_numpy(X_train), rest, bs) if source else None
+    inputs = source(X_train, rest, bs) if source else None  # augmented where X_train lives
     try:
         if namespace(X_train) is np:
             xb = np.empty((bs, X_train.shape[1]), dtype=X_train.dtype)  # (B, D), allocated once
@@ -278,11 +278,11 @@ def _batches(
                     else np.take(X_train, idx, axis=0, out=xb[:n], mode="clip")
                 )
                 yield X, np.take(y_train, idx, out=yb[:n], mode="clip")
-        else:  # another library: gather on its device (augmented batches are made on the host)
+        else:  # another library: gather (and augment) on its device
             xp = namespace(X_train)
             for start in range(0, len(rest), bs):
                 idx = like(rest[start : start + bs], X_train)
-                X = like(next(inputs), X_train) if inputs else xp.take(X_train, idx, axis=0)
+                X = next(inputs) if inputs else xp.take(X_train, idx, axis=0)
                 yield X, xp.take(y_train, idx, axis=0)
     finally:
         if inputs is not None:
