@@ -44,7 +44,24 @@ __all__ = [
 
 
 def train_run(cfg: TrainConfig, **kwargs: Any) -> RunResult:
-    """Train ``cfg`` and write its run folder, plots and ``report.html`` included, as ``handnet
-    train`` does. Keyword arguments are those of `handnet.train.runs.train_run`."""
+    """Train ``cfg`` and write its run folder, plots and ``report.html`` included.
+
+    This is what ``handnet train`` does. It is `handnet.train.runs.train_run` with ``publish``
+    set, so the run folder also gets its plots and report.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The hyperparameters and the dataset to train on.
+    **kwargs : Any
+        The keyword arguments of `handnet.train.runs.train_run` (``out``, ``data``,
+        ``data_dir``, ``mirror``, ``progress``, ``callbacks``, ``checkpoint_every``, ``stop``,
+        ``publish``).
+
+    Returns
+    -------
+    RunResult
+        The run folder, the model file's path, the trained classifier and the final metrics.
+    """
     kwargs.setdefault("publish", publish)
     return runs.train_run(cfg, **kwargs)

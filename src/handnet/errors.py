@@ -2,7 +2,18 @@
 
 
 def install_extra(extra: str) -> str:
-    """The command that adds an optional part of handnet, which installs from its checkout."""
+    """The command that adds an optional part of handnet, which installs from its checkout.
+
+    Parameters
+    ----------
+    extra : str
+        The name of the optional dependency group in ``pyproject.toml``, such as ``"sklearn"``.
+
+    Returns
+    -------
+    str
+        The advice, as ``pip install -e '.[sklearn]' in handnet's directory``.
+    """
     return f"pip install -e '.[{extra}]' in handnet's directory"
 
 
@@ -31,7 +42,15 @@ class CheckpointError(HandnetError):
 
 
 class RunInterrupted(HandnetError):
-    """SIGINT or SIGTERM stopped a run after a checkpoint was written; ``signum`` says which."""
+    """SIGINT or SIGTERM stopped a run after a checkpoint was written; ``signum`` says which.
+
+    Parameters
+    ----------
+    message : str
+        The one line the CLI prints.
+    signum : int
+        The signal that stopped the run (``signal.SIGINT`` or ``signal.SIGTERM``).
+    """
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)

@@ -55,11 +55,13 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
     hidden_sizes : tuple of int, default=(256,)
         Width of each hidden layer.
     activation : {"tanh", "relu"}, default="tanh"
+        The nonlinearity after each hidden layer.
     lr : float, default=0.2
         Peak learning rate, reached at the end of warmup.
     momentum : float, default=0.9
         Heavy-ball coefficient.
     nesterov : bool, default=False
+        Use Nesterov's momentum (the gradient at the look-ahead point) instead of heavy-ball.
     weight_decay : float, default=1e-3
         lambda in (lambda/2) sum ||W||^2 added to the mean loss (weights only, not biases).
         scikit-learn's MLP ``alpha`` corresponds to ``weight_decay * batch_size``.
@@ -68,6 +70,7 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
     epochs : int, default=10
         Passes over the training data in `fit`.
     batch_size : int, default=128
+        Rows per SGD step.
     warmup_epochs : float, default=1.0
         Length of the linear warmup, in epochs.
     min_lr : float, default=0.0
@@ -84,7 +87,9 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        The sorted labels seen in `fit` (or named in the first `partial_fit`).
     n_features_in_ : int
+        Features per row of ``X``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names (a DataFrame).
     n_iter_ : int
@@ -207,7 +212,27 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         self._net64 = _float64_copy(self.state_.model)
 
     def fit(self, X: Any, y: Any) -> HandnetClassifier:
-        """Train a fresh network for ``epochs`` epochs on ``X`` (n_samples, n_features), ``y``."""
+        """Train a fresh network for ``epochs`` epochs on ``X``, ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training rows; converted to float32.
+        y : array-like of shape (n_samples,)
+            Their labels, of any type `numpy.unique` can sort.
+
+        Returns
+        -------
+        HandnetClassifier
+            This estimator, fitted.
+
+        Raises
+        ------
+        handnet.ConfigError
+            When a hyperparameter is out of range (a ``ValueError`` naming it).
+        ValueError
+            When ``X`` or ``y`` is not valid for a classifier (scikit-learn's checks).
+        """
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
         check_classification_targets(y)
         classes = np.unique(y)
@@ -233,6 +258,27 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         The first call (without a previous `fit`) must name all ``classes``; it also fixes the
         input standardization from this first ``X``. Later calls continue the same network and
         optimizer velocity. ``validation_fraction`` is not used here.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows of this epoch; converted to float32.
+        y : array-like of shape (n_samples,)
+            Their labels, each one of ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every label the estimator will see. Required on the first call; on a later call it
+            must name the same labels as ``classes_``.
+
+        Returns
+        -------
+        HandnetClassifier
+            This estimator, trained one epoch more.
+
+        Raises
+        ------
+        ValueError
+            When ``classes`` is missing on the first call or differs from ``classes_``, or when
+            ``y`` holds a label outside them.
         """
         first = not hasattr(self, "state_")
         X, y = validate_data(self, X, y, dtype=np.float32, order="C", reset=first)
@@ -277,16 +323,48 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         return self._net64.predict_logits(self.norm_.apply(X).astype(np.float64))
 
     def predict_log_proba(self, X: Any) -> Array:
-        """log p(class | x), shape (n_samples, n_classes), columns in the order of ``classes_``
-        (`handnet.nn.losses.log_softmax` of the logits)."""
+        """log p(class | x) of each row: `handnet.nn.losses.log_softmax` of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to classify.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_classes)
+            Log-probabilities, columns in the order of ``classes_``.
+        """
         return log_softmax(self._logits(X))
 
     def predict_proba(self, X: Any) -> Array:
-        """p(class | x) = softmax(logits), shape (n_samples, n_classes), rows sum to 1."""
+        """p(class | x) = softmax(logits) of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to classify.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``; rows sum to 1.
+        """
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
-        """The most probable class of each row (a label from ``classes_``)."""
+        """The most probable class of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The rows to classify.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            A label from ``classes_`` for each row, of the dtype of ``classes_``.
+        """
         best = self.predict_proba(X).argmax(axis=1)
         return self.classes_[best]
 
@@ -296,6 +374,21 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
         """Write the fitted network to a handnet model file (safetensors + JSON, atomically).
 
         The file also loads with ``handnet.load_model``; `load` restores this estimator from it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The model file to write.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        HandnetError
+            When the labels or parameters are not JSON values, or the file cannot be written.
         """
         check_is_fitted(self)
         params = self.get_params()
@@ -337,6 +430,22 @@ class HandnetClassifier(ClassifierMixin, BaseEstimator):
 
         Predictions are identical to the saved estimator's. `partial_fit` may continue it, but the
         optimizer velocity and random streams are not stored, so it restarts them.
+
+        Parameters
+        ----------
+        path : str or Path
+            A model file written by `save`.
+
+        Returns
+        -------
+        HandnetClassifier
+            The fitted estimator.
+
+        Raises
+        ------
+        ModelFileError
+            When the file is not a handnet model, or was not saved by `HandnetClassifier.save`,
+            or its estimator metadata is incomplete.
         """
         clf = load_model(path)
         meta = clf.meta.get(_META_KEY)
