@@ -39,7 +39,29 @@ _TEMPLATES = jinja2.Environment(
 
 
 def render(template: str, **context: Any) -> str:
-    """Fill a page template (one that extends ``base.html``) with ``context``."""
+    """Fill a page template (one that extends ``base.html``) with ``context``.
+
+    Every page also gets the handnet version and the time it was made (UTC). Autoescape is on
+    and a name the template uses but ``context`` lacks raises instead of showing as a blank.
+
+    Parameters
+    ----------
+    template : str
+        The template's file name in ``handnet/report/templates`` (``"run.html"``,
+        ``"study.html"``).
+    **context : Any
+        The values the template shows, by name.
+
+    Returns
+    -------
+    str
+        The HTML page.
+
+    Raises
+    ------
+    jinja2.UndefinedError
+        When the template uses a name that ``context`` does not give.
+    """
     made = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = _TEMPLATES.get_template(template)
     return page.render(version=__version__, made=made, **context)
@@ -47,7 +69,23 @@ def render(template: str, **context: Any) -> str:
 
 @dataclass(frozen=True)
 class Figure:
-    """A titled plot of a page, its PNG as a ``data:`` URI and its natural size in pixels."""
+    """A titled plot of a page, its PNG as a ``data:`` URI and its natural size in pixels.
+
+    Parameters
+    ----------
+    name : str
+        The plot's name (the PNG's file name without ``.png``), used as its anchor on the page.
+    title : str
+        The heading shown above the plot.
+    caption : str
+        The sentence shown below it: how to read the plot.
+    uri : str
+        The PNG as a ``data:image/png;base64,...`` URI.
+    width : int
+        The PNG's width in pixels; the page shows it at most this wide.
+    height : int
+        The PNG's height in pixels.
+    """
 
     name: str
     title: str
@@ -58,7 +96,24 @@ class Figure:
 
 
 def png_figure(name: str, title: str, caption: str, png: bytes) -> Figure:
-    """A plot for a page's ``figure`` macro, shown at most at the PNG's own size."""
+    """A plot for a page's ``figure`` macro, shown at most at the PNG's own size.
+
+    Parameters
+    ----------
+    name : str
+        The plot's name (its file name without ``.png``).
+    title : str
+        The heading shown above the plot.
+    caption : str
+        The sentence shown below it.
+    png : bytes
+        The PNG file's bytes; only its header is read, for the size.
+
+    Returns
+    -------
+    Figure
+        The plot, its PNG embedded as a base64 ``data:`` URI.
+    """
     width, height = Image.open(io.BytesIO(png)).size  # reads the header only
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     return Figure(name, title, caption, uri, width, height)
@@ -172,7 +227,21 @@ def _history_rows(history: Sequence[Mapping[str, float]]) -> list[tuple[object, 
 
 
 def run_report(view: RunView, pngs: Mapping[str, bytes]) -> str:
-    """The HTML page of one run: summary, metrics, plots, config, dataset, timings, history."""
+    """The HTML page of one run: summary, metrics, plots, config, dataset, timings, history.
+
+    Parameters
+    ----------
+    view : RunView
+        The trained classifier (its metadata: config, history, metrics) and its test split.
+    pngs : Mapping of str to bytes
+        The drawn plots, PNG bytes keyed by name (as `handnet.report.run_plots.draw` returns
+        them); they are shown in the order of `PLOTS`, and a plot left out is not shown.
+
+    Returns
+    -------
+    str
+        The self-contained HTML page.
+    """
     m = view.metrics
     hidden = ", ".join(map(str, view.clf.net.hidden_sizes)) or "none"
     return render(
@@ -201,11 +270,40 @@ def run_report(view: RunView, pngs: Mapping[str, bytes]) -> str:
 
 
 def write_run_report(view: RunView, pngs: Mapping[str, bytes], path: str | Path) -> Path:
+    """Write the HTML page of one run (`run_report`) to ``path``, atomically.
+
+    Parameters
+    ----------
+    view : RunView
+        The trained classifier and its test split.
+    pngs : Mapping of str to bytes
+        The drawn plots, PNG bytes keyed by name.
+    path : str or Path
+        Where the page goes (usually ``<run>/report.html``).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     return atomic_write_text(path, run_report(view, pngs))
 
 
 def publish_run(view: RunView, out_dir: str | Path) -> list[Path]:
-    """Draw every plot, write the PNGs and ``report.html`` into ``out_dir``; returns the paths."""
+    """Draw every plot, write the PNGs and ``report.html`` into ``out_dir``.
+
+    Parameters
+    ----------
+    view : RunView
+        The trained classifier and the test split the plots are drawn on.
+    out_dir : str or Path
+        The directory the files go into; it is made if missing.
+
+    Returns
+    -------
+    list of Path
+        The files written: one ``<name>.png`` per plot, then ``report.html``.
+    """
     pngs = run_plots.draw(view)
     written = run_plots.write(pngs, out_dir)
     return [*written, write_run_report(view, pngs, Path(out_dir) / REPORT_NAME)]

@@ -33,7 +33,22 @@ from handnet.report.preview import mosaic
 
 
 def tile_shape(image_shape: Sequence[int], n_features: int) -> tuple[int, int]:
-    """How one input vector is drawn: the image's (H, W), or a (1, D) strip for non-images."""
+    """How one input vector is drawn: the image's (H, W), or a (1, D) strip for non-images.
+
+    Parameters
+    ----------
+    image_shape : Sequence of int
+        The dataset's image shape, e.g. ``(28, 28)`` or ``(28, 28, 1)``; sizes of 1 are
+        ignored.
+    n_features : int
+        D, the length of one input vector.
+
+    Returns
+    -------
+    tuple of (int, int)
+        (H, W) when the image shape has two sizes other than 1 whose product is D, else
+        (1, D).
+    """
     dims = [int(d) for d in image_shape if int(d) != 1]
     if len(dims) == 2 and dims[0] * dims[1] == n_features:
         return dims[0], dims[1]
@@ -43,9 +58,25 @@ def tile_shape(image_shape: Sequence[int], n_features: int) -> tuple[int, int]:
 def plot_first_layer(
     W: npt.NDArray[np.floating], image_shape: Sequence[int], max_units: int = 100
 ) -> Figure:
-    """The first layer's weights W (D, H), one image per hidden unit: the input pattern that
-    unit responds to. The units with the largest weight norm are shown, on one shared scale
-    centred at 0 (red pushes the unit up, blue down)."""
+    """The first layer's weights W (D, H), one image per hidden unit.
+
+    Each image is the input pattern that unit responds to. The units with the largest weight
+    norm are shown, on one shared scale centred at 0 (red pushes the unit up, blue down).
+
+    Parameters
+    ----------
+    W : ndarray of floating, shape (D, H)
+        The first dense layer's weights: D inputs, H hidden units.
+    image_shape : Sequence of int
+        The dataset's image shape, to draw each column as an image (see `tile_shape`).
+    max_units : int, default 100
+        At most this many units are shown.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     D, H = W.shape
     h, w = tile_shape(image_shape, D)
     norms = np.linalg.norm(W, axis=0)
@@ -76,8 +107,24 @@ def plot_first_layer(
 def plot_output_layer(
     W: npt.NDArray[np.floating], b: npt.NDArray[np.floating], classes: Sequence[str]
 ) -> Figure:
-    """The output layer's weights W (H, C) as a class x hidden-unit map, units ordered by the
-    class they vote for most, and the biases b (C,) beside it."""
+    """The output layer's weights W (H, C) as a class x hidden-unit map, and the biases beside it.
+
+    The units are ordered by the class they vote for most.
+
+    Parameters
+    ----------
+    W : ndarray of floating, shape (H, C)
+        The output layer's weights: H hidden units, C classes.
+    b : ndarray of floating, shape (C,)
+        The output layer's biases.
+    classes : Sequence of str
+        The class names, by class index.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     H, C = W.shape
     order = np.lexsort((-W.max(axis=1), W.argmax(axis=1)))  # group units by their favourite class
     vmax = float(np.abs(W).max()) or 1.0
@@ -112,7 +159,22 @@ def plot_output_layer(
 
 def plot_confusion(confusion: npt.NDArray[np.integer], classes: Sequence[str]) -> Figure:
     """The test confusion matrix (rows: true class, columns: predicted), counts in every cell.
-    The colour is on a log scale so that the few mistakes are visible next to the diagonal."""
+
+    The colour is on a log scale so that the few mistakes are visible next to the diagonal.
+    The counts are written in the cells when there are 20 classes or fewer.
+
+    Parameters
+    ----------
+    confusion : ndarray of integer, shape (C, C)
+        Counts: row the true class, column the predicted one.
+    classes : Sequence of str
+        The class names, by class index.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     cm = np.asarray(confusion)
     C = cm.shape[0]
     n, right = int(cm.sum()), int(np.trace(cm))
@@ -161,7 +223,24 @@ def plot_confusion(confusion: npt.NDArray[np.integer], classes: Sequence[str]) -
 def most_confident_mistakes(
     probs: npt.NDArray[np.floating], y: npt.NDArray[np.integer], n: int
 ) -> npt.NDArray[np.intp]:
-    """Indices of up to ``n`` misclassified rows, the most confident (highest max-probability) first."""
+    """Indices of up to ``n`` misclassified rows, the most confident first.
+
+    The confidence is the probability of the predicted class (the highest of the row).
+
+    Parameters
+    ----------
+    probs : ndarray of floating, shape (N, C)
+        Predicted class probabilities.
+    y : ndarray of integer, shape (N,)
+        True class indices.
+    n : int
+        At most this many indices are returned.
+
+    Returns
+    -------
+    ndarray of intp, shape (k,)
+        Row indices into ``probs``, ``k = min(n, number of mistakes)``; ties keep row order.
+    """
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != y)
     conf = probs[wrong, pred[wrong]]
@@ -176,8 +255,31 @@ def plot_mistakes(
     image_shape: Sequence[int],
     n: int = 24,
 ) -> Figure:
-    """The test images the model got wrong with the highest confidence, each titled with its
-    true class, the predicted class and the predicted probability."""
+    """The test images the model got wrong with the highest confidence.
+
+    Each is titled with its true class, the predicted class and the predicted probability.
+    All are drawn on one gray scale, from the lowest to the highest value of ``images``.
+
+    Parameters
+    ----------
+    images : ndarray of floating, shape (N, D)
+        The test inputs, flat; standardized ones draw the same as the pixels (an affine map).
+    y : ndarray of integer, shape (N,)
+        True class indices.
+    probs : ndarray of floating, shape (N, C)
+        Predicted class probabilities.
+    classes : Sequence of str
+        The class names, by class index.
+    image_shape : Sequence of int
+        The dataset's image shape (see `tile_shape`).
+    n : int, default 24
+        At most this many mistakes are shown, 6 a row.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     idx = most_confident_mistakes(probs, y, n)
     pred = probs.argmax(axis=1)
     h, w = tile_shape(image_shape, images.shape[1])
@@ -225,19 +327,64 @@ def _probability(p: float) -> str:
 
 
 def saturation(a: npt.NDArray[np.floating], activation: str) -> tuple[float, npt.NDArray[Any]]:
-    """(fraction of all activations that are saturated, per-unit fraction of inputs on which the
-    unit is saturated). tanh: |a| > SATURATED (slope < 0.06). relu: a == 0 (no gradient)."""
+    """How much of a hidden layer is saturated: in all, and per unit.
+
+    tanh: |a| > SATURATED (slope < 0.06). relu: a == 0 (no gradient); a <= 0 is counted.
+
+    Parameters
+    ----------
+    a : ndarray of floating, shape (N, H)
+        One hidden layer's activations for N inputs.
+    activation : str
+        ``"tanh"``; any other name is treated as relu.
+
+    Returns
+    -------
+    total : float
+        The fraction of all activations that are saturated.
+    per_unit : ndarray of float64, shape (H,)
+        For each unit, the fraction of inputs on which it is saturated.
+    """
     sat = np.abs(a) > SATURATED if activation == "tanh" else a <= 0
     return float(sat.mean()), sat.mean(axis=0)
 
 
 def activations_size(n_layers: int) -> tuple[float, float]:
+    """The size of `plot_activations`'s figure: one row of panels per hidden layer.
+
+    Parameters
+    ----------
+    n_layers : int
+        The number of hidden layers (at least one row is drawn).
+
+    Returns
+    -------
+    tuple of (float, float)
+        Width and height in inches.
+    """
     return ACTIVATIONS_WIDTH, ACTIVATIONS_ROW_HEIGHT * max(1, n_layers)
 
 
 def plot_activations(acts: Sequence[npt.NDArray[np.floating]], activation: str) -> Figure:
     """Per hidden layer: the distribution of activation values, and per unit how often it is
-    saturated (tanh) or inactive (relu). Many saturated units mean a too-large init or lr."""
+    saturated (tanh) or inactive (relu).
+
+    Many saturated units mean a too-large init or lr. For relu, the zeros are left out of the
+    histogram and counted in its title.
+
+    Parameters
+    ----------
+    acts : Sequence of ndarray, each of shape (N, H)
+        Each hidden layer's activations for the same N inputs (see
+        `handnet.report.run_plots.hidden_activations`); H may differ between layers.
+    activation : str
+        ``"tanh"`` or ``"relu"``.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     word = "saturated" if activation == "tanh" else "inactive"
     rule = f"|a| > {SATURATED}" if activation == "tanh" else "a = 0"
     with style():

@@ -64,12 +64,32 @@ TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 
 @contextmanager
 def style() -> Iterator[None]:
+    """Apply the figures' shared style (fonts, spines, grid, white background) in a ``with``.
+
+    matplotlib's global settings are changed only inside the block (``rc_context``).
+
+    Yields
+    ------
+    None
+        Control, with the style in effect.
+    """
     with matplotlib.rc_context(_STYLE):
         yield
 
 
 def new_figure(size: tuple[float, float]) -> Figure:
-    """A Figure on its own Agg canvas (no pyplot), laid out so nothing is clipped."""
+    """A Figure on its own Agg canvas (no pyplot), laid out so nothing is clipped.
+
+    Parameters
+    ----------
+    size : tuple of (float, float)
+        Width and height in inches (see `SIZES`); the PNG is ``size * DPI`` pixels.
+
+    Returns
+    -------
+    Figure
+        An empty figure with constrained layout, in the shared style.
+    """
     with style():
         fig = Figure(figsize=size, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -77,8 +97,23 @@ def new_figure(size: tuple[float, float]) -> Figure:
 
 
 def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
-    """Render ``fig`` as PNG, then free it. No tight bbox: the pixel size is figsize * dpi. The
-    run's figures come from `new_figure`; one made elsewhere (the search's) gets an Agg canvas."""
+    """Render ``fig`` as PNG, then free it.
+
+    No tight bbox: the pixel size is figsize * dpi. The run's figures come from `new_figure`;
+    one made elsewhere (the search's) gets an Agg canvas.
+
+    Parameters
+    ----------
+    fig : Figure
+        The figure to render; it is cleared afterwards.
+    dpi : float, default DPI
+        Pixels per inch.
+
+    Returns
+    -------
+    bytes
+        The PNG file's bytes.
+    """
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)  # attaches itself to the figure
     buf = io.BytesIO()
@@ -97,8 +132,24 @@ def _has(history: Sequence[Mapping[str, float]], key: str) -> bool:
 
 
 def plot_loss(history: Sequence[Mapping[str, float]]) -> Figure:
-    """Cross-entropy per epoch: training (mean over the epoch's batches, dropout on, plus the L2
-    term) and validation (eval mode, after the epoch). Log scale: late epochs stay visible."""
+    """Cross-entropy per epoch: training and validation.
+
+    Training is the mean over the epoch's batches, dropout on, plus the L2 term; validation is
+    measured in eval mode, after the epoch, and its lowest point is starred. Log scale (when
+    the values span more than a factor 2.5): late epochs stay visible.
+
+    Parameters
+    ----------
+    history : Sequence of Mapping of str to float
+        One row per epoch, as the model file stores it: ``epoch``, ``train_loss``,
+        ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds``.
+        A validation loss that is NaN everywhere draws no validation curve.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     with style():
         fig = new_figure(SIZES["loss"])
         ax = fig.add_subplot()
@@ -145,9 +196,18 @@ def _minor_labels(mantissas: tuple[int, ...]) -> FuncFormatter:
 
 
 def log_y(ax: Any) -> None:
-    """Log y axis with plain labels at each power of ten, and at 2, 3 and 5 times it over two
-    decades or less, 2 and 5 times it over four: a loss that ends between 0.01 and 0.1 is read
-    off labels of its own decade, not guessed below the 0.1 line. Wider, the powers alone."""
+    """Log y axis with plain labels at each power of ten, and between them over a short range.
+
+    Labels at 2, 3 and 5 times each power over two decades or less, 2 and 5 times it over four:
+    a loss that ends between 0.01 and 0.1 is read off labels of its own decade, not guessed
+    below the 0.1 line. Wider, the powers alone.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes, with their data already plotted (the range decides the labels); changed in
+        place.
+    """
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
@@ -159,7 +219,22 @@ def log_y(ax: Any) -> None:
 
 
 def plot_accuracy(history: Sequence[Mapping[str, float]]) -> Figure:
-    """Accuracy per epoch, training (with dropout on) and validation, in percent."""
+    """Accuracy per epoch, training (with dropout on) and validation, in percent.
+
+    The highest validation accuracy is starred. With 5 epochs or more, the scale leaves out
+    epoch 1 (warmup) and says so, so that late differences of 0.1% stay visible.
+
+    Parameters
+    ----------
+    history : Sequence of Mapping of str to float
+        One row per epoch, as the model file stores it: ``epoch``, ``train_loss``,
+        ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds``.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     with style():
         fig = new_figure(SIZES["accuracy"])
         ax = fig.add_subplot()
@@ -217,7 +292,21 @@ def _integer_epochs(ax: Any, epochs: Sequence[int]) -> None:
 
 
 def lr_per_step(config: Mapping[str, Any], steps_per_epoch: int) -> npt.NDArray[np.float64]:
-    """The learning rate of every optimizer step, recomputed with the training loop's schedule."""
+    """The learning rate of every optimizer step, recomputed with the training loop's schedule.
+
+    Parameters
+    ----------
+    config : Mapping of str to Any
+        The stored training config: ``epochs``, ``lr``, ``warmup_epochs`` and optionally
+        ``min_lr`` (0 if absent).
+    steps_per_epoch : int
+        Optimizer steps per epoch.
+
+    Returns
+    -------
+    ndarray of float64, shape (epochs * steps_per_epoch,)
+        The learning rate at each step (`handnet.nn.schedules.warmup_cosine`).
+    """
     epochs = int(config["epochs"])
     total = epochs * steps_per_epoch
     warmup = round(float(config["warmup_epochs"]) * steps_per_epoch)
@@ -241,7 +330,22 @@ def plot_lr(
     history: Sequence[Mapping[str, float]] = (),
 ) -> Figure:
     """The learning rate per step (linear warmup, then cosine), with the value the history
-    recorded at each epoch's last step drawn on top as a check."""
+    recorded at each epoch's last step drawn on top as a check.
+
+    Parameters
+    ----------
+    config : Mapping of str to Any
+        The stored training config (see `lr_per_step`).
+    steps_per_epoch : int
+        Optimizer steps per epoch.
+    history : Sequence of Mapping of str to float, default ()
+        One row per epoch with ``epoch`` and ``lr``; empty draws the schedule alone.
+
+    Returns
+    -------
+    Figure
+        The plot.
+    """
     lrs = lr_per_step(config, steps_per_epoch)
     with style():
         fig = new_figure(SIZES["lr"])

@@ -16,7 +16,18 @@ _FRAME = 96  # the gray between and around the digits
 
 
 def array_png(pixels: npt.NDArray[np.uint8]) -> bytes:
-    """A PNG of a (H, W) grayscale or (H, W, 3) RGB uint8 array, pixel for pixel."""
+    """A PNG of a (H, W) grayscale or (H, W, 3) RGB uint8 array, pixel for pixel.
+
+    Parameters
+    ----------
+    pixels : ndarray of uint8, shape (H, W) or (H, W, 3)
+        Grayscale or RGB pixels.
+
+    Returns
+    -------
+    bytes
+        The PNG file's bytes.
+    """
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
     return buf.getvalue()
@@ -25,9 +36,30 @@ def array_png(pixels: npt.NDArray[np.uint8]) -> bytes:
 def mosaic(
     tiles: npt.NDArray[np.floating], cols: int, gap: int = 1, fill: float = math.nan
 ) -> npt.NDArray[np.float64]:
-    """Tiles (N, H, W) as one image, ``cols`` wide, row by row, with ``gap`` pixels of ``fill``
-    between them (none around them). The preview's digits and the first layer's weights
-    (`handnet.report.model_plots.plot_first_layer`, NaN gaps drawn as background) are laid out so."""
+    """Tiles (N, H, W) as one image, ``cols`` wide, row by row.
+
+    ``gap`` pixels of ``fill`` go between the tiles (none around them), and a last row that
+    is not full is filled with ``fill`` too. The preview's digits and the first layer's weights
+    (`handnet.report.model_plots.plot_first_layer`, NaN gaps drawn as background) are laid out
+    so.
+
+    Parameters
+    ----------
+    tiles : ndarray of floating, shape (N, H, W)
+        The tiles, in reading order.
+    cols : int
+        Tiles per row.
+    gap : int, default 1
+        Pixels between neighbouring tiles.
+    fill : float, default NaN
+        The value of the gaps and of the empty places.
+
+    Returns
+    -------
+    ndarray of float64, shape (Hm, Wm)
+        The mosaic: ``Hm = rows * (H + gap) - gap`` and ``Wm = cols * (W + gap) - gap``, with
+        ``rows = ceil(N / cols)``.
+    """
     n, h, w = tiles.shape
     rows = math.ceil(n / cols)
     out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), fill)
@@ -41,8 +73,28 @@ def mosaic(
 def preview_grid(
     originals: npt.NDArray[np.floating], augmented: list[npt.NDArray[np.floating]], scale: int = 3
 ) -> npt.NDArray[np.uint8]:
-    """Rows of 8: each original row is followed by one row per augmented version of it. White
-    ink on black, in gray frames 2 px wide."""
+    """Rows of 8: each original row is followed by one row per augmented version of it.
+
+    White ink on black, in gray frames 2 px wide. When N is not a multiple of 8, the last
+    originals and their versions run on in the same rows (the tiles are laid out 8 a row in
+    one sequence).
+
+    Parameters
+    ----------
+    originals : ndarray of floating, shape (N, H, W)
+        The original images, pixels in [0, 1].
+    augmented : list of ndarray, each of shape (N, H, W)
+        Augmented versions of ``originals``, image for image, pixels in [0, 1].
+    scale : int, default 3
+        The zoom: each pixel becomes a ``scale`` x ``scale`` square (nearest neighbour).
+
+    Returns
+    -------
+    ndarray of uint8, shape (Hg, Wg)
+        The grayscale picture, for `array_png`: ``Hg = scale * (R * (H + 2) + 2)`` and
+        ``Wg = scale * (8 * (W + 2) + 2)``, with ``R = ceil(N * (1 + len(augmented)) / 8)``
+        rows of images.
+    """
     n = originals.shape[0]
     blocks = []
     for i in range(0, n, 8):
@@ -55,4 +107,18 @@ def preview_grid(
 
 
 def write_preview(path: str | Path, grid: npt.NDArray[np.uint8]) -> Path:
+    """Write a picture (as `preview_grid` makes it) to ``path`` as a PNG, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the PNG goes.
+    grid : ndarray of uint8, shape (H, W) or (H, W, 3)
+        The pixels, grayscale or RGB.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     return atomic_write_bytes(path, array_png(grid))

@@ -73,41 +73,68 @@ PLOTS: dict[str, tuple[str, str]] = {
 
 @dataclass
 class RunView:
-    """A trained classifier and the standardized test split its pictures are drawn from."""
+    """A trained classifier and the standardized test split its pictures are drawn from.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The trained classifier; its metadata holds the config, the per-epoch history and the
+        metrics.
+    X_test : ndarray of float32, shape (N, D)
+        The test inputs, standardized like the training data (``clf.prepare``).
+    y_test : ndarray of int64, shape (N,)
+        Their true class indices.
+    test_source : str
+        The dataset name or path the test split came from.
+    """
 
     clf: Classifier
     X_test: npt.NDArray[np.float32]  # (N, D), standardized like the training data
-    y_test: npt.NDArray[np.int64]
+    y_test: npt.NDArray[np.int64]  # (N,)
     test_source: str  # the dataset name or path the test split came from
 
     @property
     def meta(self) -> dict[str, Any]:
+        """The model file's metadata (the classifier's own dict, not a copy)."""
         return self.clf.meta
 
     @property
     def history(self) -> list[dict[str, float]]:
+        """One row per epoch (epoch, losses, accuracies, lr, seconds); empty if none stored."""
         return list(self.meta.get("history") or [])
 
     @property
     def config(self) -> dict[str, Any]:
+        """The training config the run stored (a copy); empty if none."""
         return dict(self.meta.get("config") or {})
 
     @property
     def metrics(self) -> dict[str, Any]:
+        """The run's final metrics (a copy); empty if none."""
         return dict(self.meta.get("metrics") or {})
 
     @cached_property
     def probs(self) -> npt.NDArray[np.float32]:
+        """Class probabilities of the test inputs, (N, C), computed once."""
         return softmax(self.clf.net.predict_logits(self.X_test))
 
     @cached_property
     def confusion(self) -> npt.NDArray[np.int64]:
+        """Test confusion counts, (C, C): rows the true class, columns the prediction."""
         C = len(self.clf.classes)
         pred = self.probs.argmax(axis=1)
         return np.bincount(self.y_test * C + pred, minlength=C * C).reshape(C, C)
 
     def steps_per_epoch(self) -> int | None:
-        """ceil(train size / batch size), as in the training loop; older files: steps / epochs."""
+        """The optimizer steps per epoch, as the training loop took them.
+
+        ceil(train size / batch size), as in the training loop; older files: steps / epochs.
+
+        Returns
+        -------
+        int or None
+            The steps per epoch, or None when the stored metrics and config cannot tell.
+        """
         m, cfg = self.metrics, self.config
         if m.get("train_size") and cfg.get("batch_size"):
             return math.ceil(int(m["train_size"]) / int(cfg["batch_size"]))
@@ -117,7 +144,21 @@ class RunView:
 
 
 def hidden_activations(clf: Classifier, X: npt.NDArray[np.float32]) -> list[npt.NDArray[Any]]:
-    """The output of every hidden activation layer (eval mode) for inputs X: one (N, H) per layer."""
+    """The output of every hidden activation layer (eval mode) for inputs X.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The trained classifier whose network is run.
+    X : ndarray of float32, shape (N, D)
+        Standardized inputs.
+
+    Returns
+    -------
+    list of ndarray, each of shape (N, H)
+        One array per tanh or relu layer, in order; H is that layer's width. Copies: the
+        layers' buffers are reused by the next forward.
+    """
     out = []
     for layer in clf.net.layers:
         X = layer.forward(X, train=False)
@@ -127,7 +168,23 @@ def hidden_activations(clf: Classifier, X: npt.NDArray[np.float32]) -> list[npt.
 
 
 def draw(view: RunView) -> dict[str, bytes]:
-    """Every plot this run's stored data allows, as PNG bytes keyed by name (see `PLOTS`)."""
+    """Every plot this run's stored data allows, as PNG bytes keyed by name (see `PLOTS`).
+
+    The loss and accuracy curves need a history, the learning-rate plot a config with the
+    schedule and a known number of steps per epoch, the first-layer weights and the
+    activations a hidden layer; the output-layer weights, the confusion matrix and the
+    mistakes are always drawn.
+
+    Parameters
+    ----------
+    view : RunView
+        The trained classifier and the test split the plots are drawn on.
+
+    Returns
+    -------
+    dict of str to bytes
+        PNG bytes keyed by plot name, in the order of `PLOTS`.
+    """
     clf, history, config = view.clf, view.history, view.config
     dense = clf.net.dense_layers()
     figures: dict[str, Any] = {}
@@ -159,7 +216,20 @@ def draw(view: RunView) -> dict[str, bytes]:
 
 
 def write(pngs: dict[str, bytes], out_dir: str | Path) -> list[Path]:
-    """Write ``<name>.png`` files into ``out_dir`` (atomically, each; the directory is made)."""
+    """Write ``<name>.png`` files into ``out_dir`` (atomically, each; the directory is made).
+
+    Parameters
+    ----------
+    pngs : dict of str to bytes
+        PNG bytes keyed by plot name, as `draw` returns them.
+    out_dir : str or Path
+        The directory the files go into.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of ``pngs``.
+    """
     out = Path(out_dir)
     return [atomic_write_bytes(out / f"{name}.png", data) for name, data in pngs.items()]
 
@@ -171,7 +241,33 @@ def load_view(
     mirror: str | None = None,
 ) -> RunView:
     """Load a model file (or a run directory, or RUNS/latest) and the test split the plots are
-    drawn from."""
+    drawn from.
+
+    Parameters
+    ----------
+    model : str or Path
+        A model file, a run directory, or ``RUNS/latest`` (see `handnet.train.runs.run_model`).
+    dataset : str or None, optional
+        The dataset name or path whose test split is used; by default the one named in the
+        model's metadata (``mnist`` if none).
+    data_dir : str or Path or None, optional
+        Where the dataset files are; by default the folder the run used, while it exists.
+    mirror : str or None, optional
+        Where to download the dataset from; by default the one the run used.
+
+    Returns
+    -------
+    RunView
+        The classifier and the test split, standardized as in training.
+
+    Raises
+    ------
+    ModelFileError
+        When the model file is missing or not a valid handnet file.
+    DatasetError
+        When the dataset cannot be loaded, or the model cannot score it (another number of
+        pixels, or labels beyond its classes).
+    """
     from handnet.data import load_splits
 
     clf = load_model(run_model(model))

@@ -22,7 +22,22 @@ AUGMENTING = [f"aug_{f.name}" for f in dataclasses.fields(AugmentSpec) if f.name
 
 
 def idle_settings(config: Mapping[str, Any]) -> set[str]:
-    """The settings of ``config`` that change nothing, given the others."""
+    """The settings of ``config`` that change nothing, given the others.
+
+    The elastic sigma without an elastic alpha, the augmentation copies and thread without
+    an augmentation, the ridge without the refit, Nesterov without momentum, the split seed
+    without a validation split.
+
+    Parameters
+    ----------
+    config : Mapping of str to Any
+        A stored training config, by setting name.
+
+    Returns
+    -------
+    set of str
+        The names of the idle settings (some may be absent from ``config``).
+    """
     idle = set()
     if not config.get("aug_elastic_alpha"):
         idle.add("aug_elastic_sigma")
@@ -38,7 +53,21 @@ def idle_settings(config: Mapping[str, Any]) -> set[str]:
 
 
 def shown_value(value: Any) -> str:
-    """yes/no, ``800, 800``, else as TOML would write it."""
+    """A setting's value as the tables show it.
+
+    yes/no, ``800, 800``, else as TOML would write it.
+
+    Parameters
+    ----------
+    value : Any
+        The stored value: a bool, a list or tuple, or a scalar.
+
+    Returns
+    -------
+    str
+        ``yes`` or ``no`` for a bool, the items joined by ``", "`` for a list or tuple, else
+        ``str(value)``.
+    """
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
@@ -47,8 +76,21 @@ def shown_value(value: Any) -> str:
 
 
 def settings_in_effect(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(setting, value) rows of a stored config: those in effect, in --help's order; a setting
-    this version does not know (a newer file's) comes last, as it is."""
+    """(setting, value) rows of a stored config: those in effect, in --help's order.
+
+    A setting this version does not know (a newer file's) comes last, as it is.
+
+    Parameters
+    ----------
+    config : Mapping of str to Any
+        A stored training config, by setting name.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        (name, value as `shown_value` writes it) for every setting that is not idle (see
+        `idle_settings`).
+    """
     idle = idle_settings(config)
     names = [n for n in ORDER if n in config] + sorted(n for n in config if n not in ORDER)
     return [(n, shown_value(config[n])) for n in names if n not in idle]
