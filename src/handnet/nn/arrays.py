@@ -25,8 +25,21 @@ import numpy as np
 
 
 def namespace(*arrays: Any) -> ModuleType:
-    """The array library of ``arrays``: ``numpy`` itself for NumPy arrays, else the array-API
-    namespace that ``array_api_compat`` gives (CuPy, PyTorch, array-api-strict, ...)."""
+    """The array library of ``arrays``, as a namespace ``xp`` (``xp.exp``, ``xp.sum``, ...).
+
+    ``numpy`` itself for NumPy arrays, else the array-API namespace that ``array_api_compat``
+    gives (CuPy, PyTorch, array-api-strict, ...).
+
+    Parameters
+    ----------
+    *arrays : array of any shape (d0, d1, ...)
+        Arrays of one library.
+
+    Returns
+    -------
+    ModuleType
+        ``numpy``, or the array-API namespace of the arrays' library.
+    """
     if all(isinstance(a, np.ndarray | np.generic) for a in arrays):
         return np
     import array_api_compat  # only for arrays of another library
@@ -35,7 +48,18 @@ def namespace(*arrays: Any) -> ModuleType:
 
 
 def device(x: Any) -> Any:
-    """The device ``x`` lives on ("cpu" for NumPy)."""
+    """The device ``x`` lives on ("cpu" for NumPy).
+
+    Parameters
+    ----------
+    x : array of any shape (d0, d1, ...)
+        An array of any library.
+
+    Returns
+    -------
+    object
+        The library's device object (``"cpu"`` for NumPy, ``torch.device("cuda:0")``, ...).
+    """
     if isinstance(x, np.ndarray):
         return "cpu"
     import array_api_compat
@@ -47,7 +71,25 @@ def write(out: Any, fn: str, *args: Any, **kwargs: Any) -> Any:
     """``out[...] = xp.<fn>(*args)`` without a temporary where the library allows it.
 
     NumPy: ``np.<fn>(*args, out=out)``, written in place. Other libraries compute the result
-    and copy it in. Returns ``out``.
+    and copy it in.
+
+    Parameters
+    ----------
+    out : array, shape (d0, d1, ...)
+        Where the result goes, of the result's shape.
+    fn : str
+        The name of an elementwise function or reduction common to NumPy and the array API
+        standard (``"matmul"``, ``"multiply"``, ``"tanh"``, ``"sum"``, ...).
+    *args : array broadcastable to (d0, d1, ...), or float
+        Its operands. Python numbers and boolean masks are converted to ``out``'s library and
+        dtype for the libraries that need it.
+    **kwargs : object
+        Its keyword arguments (``axis=0``).
+
+    Returns
+    -------
+    array, shape (d0, d1, ...)
+        ``out`` itself, holding the result.
     """
     xp = namespace(out)
     if xp is np:
@@ -70,7 +112,20 @@ def write(out: Any, fn: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def like(x: Any, ref: Any) -> Any:
-    """``x`` (a NumPy array) as an array of ``ref``'s library, on ``ref``'s device."""
+    """``x`` (a NumPy array) as an array of ``ref``'s library, on ``ref``'s device.
+
+    Parameters
+    ----------
+    x : ndarray, shape (d0, d1, ...)
+        The values, on the host.
+    ref : array of any shape (e0, e1, ...)
+        An array of the library and device wanted.
+
+    Returns
+    -------
+    array, shape (d0, d1, ...)
+        ``x`` itself when ``ref`` is a NumPy array, else a copy in ``ref``'s library and device.
+    """
     xp = namespace(ref)
     if xp is np:
         return x
@@ -78,7 +133,18 @@ def like(x: Any, ref: Any) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy array with the values of ``x``, copied to the host if it lives on a GPU."""
+    """A NumPy array with the values of ``x``, copied to the host if it lives on a GPU.
+
+    Parameters
+    ----------
+    x : array, shape (d0, d1, ...)
+        An array of any library (NumPy, CuPy, PyTorch, or another that speaks DLPack).
+
+    Returns
+    -------
+    ndarray, shape (d0, d1, ...)
+        ``x`` itself if it is a NumPy array, else a copy on the host.
+    """
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "get"):  # CuPy
@@ -89,8 +155,23 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def empty(shape: tuple[int, ...], ref: Any, dtype: str | None = None) -> Any:
-    """An uninitialized array of ``shape`` in ``ref``'s library and device, with ``ref``'s dtype
-    or the one named (``"bool"``)."""
+    """An uninitialized array of ``shape`` in ``ref``'s library and device.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The new array's shape, (d0, d1, ...).
+    ref : array of any shape (d0, d1, ...)
+        An array of the library, device (and dtype, unless ``dtype`` is given) wanted.
+    dtype : str, optional
+        A dtype by name, as NumPy and the array API standard both spell it (``"bool"``);
+        None takes ``ref``'s.
+
+    Returns
+    -------
+    array, shape (d0, d1, ...)
+        Uninitialized values.
+    """
     xp = namespace(ref)
     if xp is np:
         return np.empty(shape, dtype=ref.dtype if dtype is None else np.dtype(dtype))

@@ -28,11 +28,51 @@ Array = npt.NDArray[np.floating]
 
 
 class Layer(Protocol):
+    """What every layer has: ``params`` and ``grads`` (same keys), ``forward`` and ``backward``.
+
+    Attributes
+    ----------
+    params : dict of str to array
+        The parameters, e.g. W (n_in, n_out) and b (n_out,) for `Dense`; empty for activations.
+    grads : dict of str to array
+        dL/d(each parameter), same keys and shapes ((n_in, n_out), (n_out,)), written by
+        ``backward``.
+    """
+
     params: dict[str, Array]
     grads: dict[str, Array]
 
-    def forward(self, X: Array, *, train: bool) -> Array: ...
-    def backward(self, dY: Array) -> Array | None: ...
+    def forward(self, X: Array, *, train: bool) -> Array:
+        """The layer's output for a batch, keeping on ``self`` what ``backward`` needs.
+
+        Parameters
+        ----------
+        X : array, shape (B, n_in)
+            The batch of inputs.
+        train : bool
+            Training mode (dropout drops) or test mode.
+
+        Returns
+        -------
+        array, shape (B, n_out)
+            The output, valid until the layer's next ``forward``.
+        """
+        ...
+
+    def backward(self, dY: Array) -> Array | None:
+        """Write dL/d(parameters) into ``grads``, and return dL/dX.
+
+        Parameters
+        ----------
+        dY : array, shape (B, n_out)
+            dL/dY for the last ``forward``'s output.
+
+        Returns
+        -------
+        array, shape (B, n_in), or None
+            dX = dL/dX; None where nobody needs it (the first `Dense` layer).
+        """
+        ...
 
 
 class Buffers:
@@ -55,8 +95,27 @@ class Buffers:
         shape: tuple[int, ...],
         dtype: str | None = None,
     ) -> Any:
-        """The first ``shape[0]`` rows of the buffer ``name`` (uninitialized), remade when it is
-        too short or its trailing shape, dtype or array type (library) differ."""
+        """The first ``shape[0]`` rows of the buffer ``name`` (uninitialized).
+
+        The buffer is remade when it is too short or its trailing shape, dtype or array type
+        (library) differ.
+
+        Parameters
+        ----------
+        name : str
+            The buffer's name, unique within its owner ("Y", "dX", "mask").
+        ref : array of any shape (d0, d1, ...)
+            An array of the library, device and dtype the buffer must have.
+        shape : tuple of int
+            The view's shape, (n, ...).
+        dtype : str, optional
+            A dtype by name (``"bool"``) instead of ``ref``'s; it is part of the buffer's key.
+
+        Returns
+        -------
+        array, shape (n, ...)
+            A view of the buffer's first n rows.
+        """
         key = (name, dtype)  # a named dtype is part of the name; else the buffer follows ref's
         buf = self._store.get(key)
         if (
@@ -71,6 +130,7 @@ class Buffers:
         return buf[: shape[0], ...]
 
     def clear(self) -> None:
+        """Forget every buffer (`handnet.nn.MLP.to` does, when the arrays change library)."""
         self._store = {}
 
     def __getstate__(self) -> dict[str, object]:
@@ -86,6 +146,17 @@ class Dense:
     activations and of gradients roughly constant through tanh layers (Glorot & Bengio, 2010).
     ReLU layers get the same init, not He's (twice the variance): best.toml's one hidden layer
     trains well with it, and one init keeps the seed-to-seed comparisons of the recipes simple.
+
+    Parameters
+    ----------
+    n_in : int
+        Input width.
+    n_out : int
+        Output width.
+    rng : numpy.random.Generator
+        Draws the initial W.
+    dtype : dtype-like, default float32
+        The parameters' dtype.
     """
 
     def __init__(
@@ -100,6 +171,20 @@ class Dense:
         self._X: Array | None = None
 
     def forward(self, X: Array, *, train: bool) -> Array:
+        """Y = X W + b.
+
+        Parameters
+        ----------
+        X : array, shape (B, n_in)
+            The batch; kept (not copied) for dW in the backward pass.
+        train : bool
+            Unused: the layer is the same in training and at test.
+
+        Returns
+        -------
+        array, shape (B, n_out)
+            Y, in the layer's buffer: valid until its next ``forward``.
+        """
         W, b = self.params["W"], self.params["b"]
         self._X = X  # (B, n_in), kept for dW
         Y = write(self._buf.get("Y", W, (X.shape[0], W.shape[1])), "matmul", X, W)  # X W (B, n_out)
@@ -107,6 +192,18 @@ class Dense:
         return Y
 
     def backward(self, dY: Array) -> Array | None:
+        """dW = X^T dY and db = sum_rows dY, written into ``grads``; returns dX = dY W^T.
+
+        Parameters
+        ----------
+        dY : array, shape (B, n_out)
+            dL/dY.
+
+        Returns
+        -------
+        array, shape (B, n_in), or None
+            dX = dL/dX, in the layer's buffer; None when ``needs_dX`` is off (the first layer).
+        """
         assert self._X is not None, "backward before forward"
         W = self.params["W"]
         write(self.grads["W"], "matmul", self._X.T, dY)  # dW = X^T dY        (n_in, n_out)
@@ -135,14 +232,48 @@ class _Activation:
 
 
 class Tanh(_Activation):
-    """Y = tanh(X), in place. Since d tanh(x)/dx = 1 - tanh(x)^2, dX = dY * (1 - Y^2): the
-    derivative comes from the cached output, with no call to tanh in the backward pass."""
+    """Y = tanh(X), in place.
+
+    Since d tanh(x)/dx = 1 - tanh(x)^2, dX = dY * (1 - Y^2): the derivative comes from the cached
+    output, with no call to tanh in the backward pass.
+
+    Parameters
+    ----------
+    dtype : dtype-like, default float32
+        Unused (the layer has no parameters): every layer takes one.
+    """
 
     def forward(self, X: Array, *, train: bool) -> Array:
+        """Y = tanh(X), in place: ``X`` is overwritten, and kept for the backward pass.
+
+        Parameters
+        ----------
+        X : array, shape (B, H)
+            The pre-activations.
+        train : bool
+            Unused: tanh is the same in training and at test.
+
+        Returns
+        -------
+        array, shape (B, H)
+            Y, the same array as ``X``.
+        """
         self._Y = write(X, "tanh", X)  # Y = tanh(X)                          (B, H)
         return self._Y
 
     def backward(self, dY: Array) -> Array:
+        """dX = dY * (1 - Y^2), in place on ``dY``.
+
+        Parameters
+        ----------
+        dY : array, shape (B, H)
+            dL/dY.
+
+        Returns
+        -------
+        array, shape (B, H)
+            dX = dL/dX, the same array as ``dY``.
+        """
         assert self._Y is not None, "backward before forward"
         t = write(self._buf.get("t", dY, self._Y.shape), "multiply", self._Y, self._Y)  # Y^2
         write(t, "subtract", 1.0, t)  # 1 - Y^2                                (B, H)
@@ -151,13 +282,45 @@ class Tanh(_Activation):
 
 
 class ReLU(_Activation):
-    """Y = max(X, 0), in place. dX = dY * [Y > 0] (the kink at 0 gets derivative 0)."""
+    """Y = max(X, 0), in place. dX = dY * [Y > 0] (the kink at 0 gets derivative 0).
+
+    Parameters
+    ----------
+    dtype : dtype-like, default float32
+        Unused (the layer has no parameters): every layer takes one.
+    """
 
     def forward(self, X: Array, *, train: bool) -> Array:
+        """Y = max(X, 0), in place: ``X`` is overwritten, and kept for the backward pass.
+
+        Parameters
+        ----------
+        X : array, shape (B, H)
+            The pre-activations.
+        train : bool
+            Unused: ReLU is the same in training and at test.
+
+        Returns
+        -------
+        array, shape (B, H)
+            Y, the same array as ``X``.
+        """
         self._Y = write(X, "maximum", X, 0.0)  # Y = max(X, 0)                 (B, H)
         return self._Y
 
     def backward(self, dY: Array) -> Array:
+        """dX = dY * [Y > 0], in place on ``dY``.
+
+        Parameters
+        ----------
+        dY : array, shape (B, H)
+            dL/dY.
+
+        Returns
+        -------
+        array, shape (B, H)
+            dX = dL/dX, the same array as ``dY``.
+        """
         assert self._Y is not None, "backward before forward"
         mask = self._buf.get("mask", dY, self._Y.shape, dtype="bool")
         write(mask, "greater", self._Y, 0.0)  # [Y > 0]                         (B, H)
@@ -177,6 +340,20 @@ class Dropout:
     is therefore k / 2^16, within 2^-17 of p (0.2 -> 0.199997), and the scale uses that exact
     rate, so E[Y] = X still holds exactly (tests/nn/test_layers.py compares the two). The mask is
     drawn on the host and moved to the data's device, so a seed gives the same masks on a GPU.
+
+    Parameters
+    ----------
+    p : float
+        The drop rate, in [0, 1).
+    rng : numpy.random.Generator
+        The layer's own stream of masks.
+    dtype : dtype-like, default float32
+        Unused (the mask takes the data's dtype): every layer takes one.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is outside [0, 1).
     """
 
     def __init__(
@@ -194,7 +371,18 @@ class Dropout:
         self._mask: Array | None = None
 
     def draw_keep(self, shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
-        """[u >= k] for uniform 16-bit u, on the host: 1 with probability 1 - k / 2^16."""
+        """[u >= k] for uniform 16-bit u, on the host: 1 with probability 1 - k / 2^16.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            (n, width), the mask's shape.
+
+        Returns
+        -------
+        ndarray of bool, shape (n, width)
+            The keep mask m, in the layer's buffer: valid until the next draw.
+        """
         n, width = shape
         words = self.rng.bit_generator.random_raw(-(-n * width // 4))  # ceil(n w / 4) uint64
         u = words.view(np.uint16)[: n * width].reshape(n, width)  # uniform on [0, 2^16)
@@ -202,6 +390,20 @@ class Dropout:
         return np.greater_equal(u, self._threshold, out=keep)
 
     def forward(self, X: Array, *, train: bool) -> Array:
+        """Y = X * m / (1 - p) with a fresh mask m in training; Y = X at test.
+
+        Parameters
+        ----------
+        X : array, shape (B, H)
+            The activations; not modified (the activation's backward still needs them).
+        train : bool
+            Drop (True) or pass ``X`` through (False).
+
+        Returns
+        -------
+        array, shape (B, H)
+            Y, in the layer's buffer; ``X`` itself at test or when p = 0.
+        """
         if not train or self.p == 0.0:
             self._mask = None
             return X
@@ -217,6 +419,18 @@ class Dropout:
         return write(self._buf.get("Y", X, X.shape), "multiply", X, mask)  # Y = X m/(1-p)
 
     def backward(self, dY: Array) -> Array:
+        """dX = dY * m / (1 - p), in place on ``dY`` (dY itself at test).
+
+        Parameters
+        ----------
+        dY : array, shape (B, H)
+            dL/dY.
+
+        Returns
+        -------
+        array, shape (B, H)
+            dX = dL/dX, the same array as ``dY``.
+        """
         if self._mask is not None:
             dY *= self._mask  # dX = dY * m / (1 - p)                            (B, H)
         return dY

@@ -14,9 +14,19 @@ Array = npt.NDArray[np.floating]
 
 
 def softmax(logits: Array) -> Array:
-    """p = exp(z - max z) / sum exp(z - max z), row by row, in place on ``logits`` (N, C).
+    """p = exp(z - max z) / sum exp(z - max z), row by row, in place on ``logits``.
 
     Subtracting each row's max keeps exp() from overflowing and changes nothing mathematically.
+
+    Parameters
+    ----------
+    logits : array, shape (N, C)
+        z, one row per sample; overwritten by p.
+
+    Returns
+    -------
+    array, shape (N, C)
+        p, the same array as ``logits``: each row sums to 1.
     """
     xp = namespace(logits)
     logits -= xp.max(logits, axis=1, keepdims=True)  # z - max z, each row's max is 0
@@ -26,8 +36,20 @@ def softmax(logits: Array) -> Array:
 
 
 def log_softmax(logits: Array) -> Array:
-    """log p = z - max z - log sum exp(z - max z), row by row, in place on ``logits`` (N, C):
-    the log of `softmax` without the exp and log of every probability, so tiny ones stay exact."""
+    """log p = z - max z - log sum exp(z - max z), row by row, in place on ``logits``.
+
+    The log of `softmax` without the exp and log of every probability, so tiny ones stay exact.
+
+    Parameters
+    ----------
+    logits : array, shape (N, C)
+        z, one row per sample; overwritten by log p.
+
+    Returns
+    -------
+    array, shape (N, C)
+        log p, the same array as ``logits``.
+    """
     xp = namespace(logits)
     logits -= xp.max(logits, axis=1, keepdims=True)  # z - max z                (N, C)
     logits -= xp.log(xp.sum(xp.exp(logits), axis=1, keepdims=True))  # - log sum e  (N, C)
@@ -35,7 +57,22 @@ def log_softmax(logits: Array) -> Array:
 
 
 def one_hot(y: Any, n_classes: int, ref: Any) -> Any:
-    """Y[n, c] = 1 if y_n = c else 0, (N, C), in ``ref``'s library and dtype."""
+    """Y[n, c] = 1 if y_n = c else 0, in ``ref``'s library and dtype.
+
+    Parameters
+    ----------
+    y : array of int, shape (N,)
+        Labels in [0, C), on ``ref``'s device.
+    n_classes : int
+        C.
+    ref : array, shape (N, C)
+        An array of the library and dtype wanted (the logits).
+
+    Returns
+    -------
+    array, shape (N, C)
+        The one-hot rows.
+    """
     xp = namespace(ref)
     return xp.astype(y[:, None] == xp.arange(n_classes, device=y.device), ref.dtype)
 
@@ -53,6 +90,22 @@ def softmax_cross_entropy(
     while the softmax Jacobian alone is a dense C x C matrix per sample. ``logits`` is left as
     it was; the gradient is a new array, multiplied by ``grad_scale`` (the training loop passes
     -lr: see `handnet.nn.optim.SGD.step`).
+
+    Parameters
+    ----------
+    logits : array, shape (N, C)
+        z, one row per sample; not modified.
+    y : array of int, shape (N,)
+        The labels, in [0, C).
+    grad_scale : float, default 1.0
+        A factor on the gradient.
+
+    Returns
+    -------
+    loss : float
+        L, the mean cross-entropy.
+    dlogits : array, shape (N, C)
+        dL/dz times ``grad_scale``, a new array.
     """
     xp = namespace(logits)
     N, C = logits.shape
@@ -84,6 +137,11 @@ class L2Penalty:
     It is a small object rather than a function to own one scratch array per weight, so the
     per-step ``lambda * W`` needs no allocation, and so the training loop can add the gradient
     every step (`add_gradient`) but compute the loss term only when it records it (`value`).
+
+    Parameters
+    ----------
+    weight_decay : float
+        lambda; 0 turns the penalty off.
     """
 
     def __init__(self, weight_decay: float) -> None:
@@ -91,7 +149,14 @@ class L2Penalty:
         self._scratch: list[Array] = []
 
     def add_gradient(self, weights: Sequence[tuple[Array, Array]]) -> None:
-        """dW += lambda W for every (W, dW) pair: two passes, into a scratch array and back."""
+        """dW += lambda W for every (W, dW) pair: two passes, into a scratch array and back.
+
+        Parameters
+        ----------
+        weights : Sequence of (array, array)
+            (W, dW) pairs, each (n_in, n_out) (`handnet.nn.MLP.weight_pairs`); dW is
+            updated in place.
+        """
         lam = self.weight_decay
         if lam == 0.0:
             return
@@ -102,7 +167,18 @@ class L2Penalty:
             dW += s  # dW += lambda W
 
     def value(self, weights: Sequence[tuple[Array, Array]]) -> float:
-        """(lambda / 2) * sum_l ||W_l||^2, the term it adds to the loss."""
+        """(lambda / 2) * sum_l ||W_l||^2, the term it adds to the loss.
+
+        Parameters
+        ----------
+        weights : Sequence of (array, array)
+            (W, dW) pairs, each (n_in, n_out) (`handnet.nn.MLP.weight_pairs`); only W is read.
+
+        Returns
+        -------
+        float
+            The penalty.
+        """
         lam = self.weight_decay
         if lam == 0.0:
             return 0.0

@@ -14,7 +14,7 @@ Array = npt.NDArray[np.floating]
 
 
 class SGD:
-    """Heavy-ball momentum, in the seed report's form:
+    """Minibatch SGD with heavy-ball momentum, in the seed report's form:
 
         w_{t+1} = w_t - lr_t * g_t + momentum * (w_t - w_{t-1})
 
@@ -32,6 +32,21 @@ class SGD:
     ``L2Penalty.add_gradient`` followed by a step without ``weight_decay`` is the same update
     written plainly (tests/nn/test_optim.py compares the two); folded in, it costs one pass over
     each weight matrix less and no scratch array.
+
+    Parameters
+    ----------
+    params : Mapping of str to array
+        The parameters to be updated (`handnet.nn.MLP.parameters`), each W (n_in, n_out) or
+        b (n_out,): a zero velocity is made for each, of its shape, library and device.
+    momentum : float, default 0.9
+        mu, in [0, 1); 0 is plain SGD.
+    nesterov : bool, default False
+        Nesterov's look-ahead step instead of the heavy ball (needs ``momentum`` > 0).
+
+    Raises
+    ------
+    ValueError
+        If ``momentum`` is outside [0, 1), or ``nesterov`` is asked for with no momentum.
     """
 
     def __init__(
@@ -59,6 +74,21 @@ class SGD:
         ``grads`` holds g = dL/dw, or with ``scaled`` already -lr g: back-propagation is linear,
         so a loop that multiplies dL/dlogits by -lr (B x C numbers) gets every gradient scaled
         for free, and this step skips its pass over each parameter (`handnet.train.fit`).
+
+        Parameters
+        ----------
+        params : Mapping of str to array
+            The parameters under the keys given at construction, each W (n_in, n_out) or
+            b (n_out,); updated in place.
+        grads : Mapping of str to array
+            g = dL/dw under the same keys, each of its parameter's shape ((n_in, n_out) or
+            (n_out,)); overwritten.
+        lr : float
+            The learning rate of this step.
+        weight_decay : float, default 0.0
+            lambda: adds lambda W to the gradient of every parameter of 2 or more dimensions.
+        scaled : bool, default False
+            ``grads`` holds -lr g already.
         """
         mu = self.momentum
         for k, w in params.items():
@@ -82,6 +112,17 @@ class SGD:
             w += v  # w <- w + v
 
     def to(self, ref: object) -> SGD:
-        """Move the velocity to the array library and device of ``ref``, as `MLP.to` does."""
+        """Move the velocity to the array library and device of ``ref``, as `MLP.to` does.
+
+        Parameters
+        ----------
+        ref : array of any shape (d0, d1, ...)
+            An array of the library and device wanted.
+
+        Returns
+        -------
+        SGD
+            ``self``.
+        """
         self.velocity = {k: like(to_numpy(v), ref) for k, v in self.velocity.items()}
         return self

@@ -17,6 +17,24 @@ def warmup_cosine(
     Steps run from 0 to T - 1: the first warmup step already takes base_lr / W, the peak is used at
     steps W - 1 and W, and the last step taken is a hair above min_lr (min_lr itself is step T).
     With W = T (warmup as long as the run) there is no decay: every step after warmup is past T.
+
+    Parameters
+    ----------
+    step : int
+        The step about to be taken, from 0.
+    base_lr : float
+        The peak learning rate, reached at the end of warmup.
+    warmup_steps : int
+        W, the length of the linear warmup, in steps.
+    total_steps : int
+        T, the step at which the cosine reaches ``min_lr``.
+    min_lr : float, default 0.0
+        The floor of the decay.
+
+    Returns
+    -------
+    float
+        The learning rate for ``step``.
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
