@@ -49,10 +49,20 @@ Array = npt.NDArray[np.float32]
 class AugmentSpec:
     """Ranges of the random transforms; each parameter is drawn uniformly and independently.
 
-    rotate: degrees, angle in [-rotate, rotate]; scale: relative, factor in [1 - scale, 1 + scale]
-    (x and y scaled independently); shift: pixels, translation in [-shift, shift] per axis;
-    shear: degrees, shear angle in [-shear, shear]; elastic_alpha / elastic_sigma: Simard's
-    alpha (pixels of displacement per unit of smoothed field) and sigma (pixels); alpha 0 is off.
+    Parameters
+    ----------
+    rotate : float
+        Degrees: the angle is drawn from [-rotate, rotate].
+    scale : float
+        Relative: the factor is drawn from [1 - scale, 1 + scale], for x and y independently.
+    shift : float
+        Pixels: the translation is drawn from [-shift, shift] per axis.
+    shear : float
+        Degrees: the shear angle is drawn from [-shear, shear].
+    elastic_alpha : float
+        Simard's alpha, pixels of displacement per unit of smoothed field; 0 turns it off.
+    elastic_sigma : float
+        Simard's sigma, the standard deviation of the smoothing Gaussian, in pixels.
     """
 
     rotate: float = 0.0
@@ -79,9 +89,10 @@ class AugmentSpec:
 
 
 def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
-    """K (n, m) with K[i, j] = sqrt(step) g(i - x_j): a Gaussian blur from m = ceil(n / step)
-    coarse points x_j = step j + (step - 1) / 2 to n pixels, g the Gaussian of std sigma sampled on
-    the integers and normalized to sum 1.
+    """A Gaussian blur as a matrix, from a coarse grid of m points to n pixels.
+
+    K[i, j] = sqrt(step) g(i - x_j), with coarse points x_j = step j + (step - 1) / 2 and g the
+    Gaussian of std sigma sampled on the integers and normalized to sum 1.
 
     With step 1, K u K^T is the separable blur of an (n, n) field u with zero padding outside, as
     scipy.ndimage.gaussian_filter(u, sigma, mode="constant") (exactly when 4 sigma is a whole
@@ -89,6 +100,20 @@ def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
     a field of iid values drawn on the coarse grid blurs to one with the same variance (the
     sqrt(s) per axis makes up for s^2 fewer samples) and, for sigma well above s, the same smooth
     look, from s^2 fewer draws.
+
+    Parameters
+    ----------
+    n : int
+        Pixels per side of the image.
+    sigma : float
+        Standard deviation of the Gaussian, in pixels.
+    step : int
+        Spacing of the coarse grid the field is drawn on.
+
+    Returns
+    -------
+    K : ndarray of float32, shape (n, m)
+        The blur, with m = ceil(n / step).
     """
     m = -(-n // step)
     x = step * np.arange(m) + (step - 1) / 2
@@ -100,11 +125,24 @@ def gaussian_matrix(n: int, sigma: float, step: int = 1) -> Array:
 
 
 def smooth_fields(u: Array, K: Array) -> Array:
-    """K u_b K^T for every field u_b in a stack (B, m, m), K (n, m) -> (B, n, n).
+    """K u_b K^T for every field u_b in a stack: the separable Gaussian blur of each.
 
     A stacked matmul: one tiny GEMM per field, each too small for OpenBLAS to thread. Two GEMMs
     over the whole stack (reshaped to (m, B m)) would be threaded, and on a loaded 2-core machine
     a threaded GEMM this small spends most of its time waiting for the other core: 40x slower.
+    Runs in ``u``'s array library (NumPy, or the library of a batch on a GPU).
+
+    Parameters
+    ----------
+    u : array of float32, shape (B, m, m)
+        The fields, on the coarse grid.
+    K : array of float32, shape (n, m)
+        The blur, from `gaussian_matrix`.
+
+    Returns
+    -------
+    array of float32, shape (B, n, n)
+        The smoothed fields.
     """
     xp = namespace(u)  # NumPy, or the library of a batch that lives on a GPU
     out: Array = xp.matmul(xp.matmul(K, u), K.T)  # float32 in, float32 out
@@ -114,10 +152,26 @@ def smooth_fields(u: Array, K: Array) -> Array:
 def affine_matrices(
     n: int, spec: AugmentSpec, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Random forward maps (A (n, 2, 2), t (n, 2)) in (row, col) coordinates.
+    """Random forward maps (A, t) in (row, col) coordinates, one per image.
 
     A = diag(s_row, s_col) R(theta) Sh(phi), with R a rotation (clockwise as displayed for
     theta > 0; theta is drawn symmetrically) and Sh a horizontal shear col += tan(phi) * row.
+
+    Parameters
+    ----------
+    n : int
+        How many maps.
+    spec : AugmentSpec
+        The ranges to draw from.
+    rng : numpy.random.Generator
+        The augmentation stream; six uniforms are drawn per map.
+
+    Returns
+    -------
+    A : ndarray of float32, shape (n, 2, 2)
+        The linear parts.
+    t : ndarray of float32, shape (n, 2)
+        The translations (rows, cols), in pixels.
     """
     u = rng.random((n, 6), dtype=np.float32) * 2 - 1  # U[-1, 1), drawn in float32
     # theta and phi come out float64 (NumPy 2 keeps deg2rad's float64 scalar): n numbers, cast
@@ -143,18 +197,34 @@ def affine_matrices(
 def sample_bilinear(
     images: Array, rows: Array, cols: Array, fill: float, work: Buffers | None = None
 ) -> Array:
-    """out[b, i, j] = images[b] read bilinearly at (rows[b, i, j], cols[b, i, j]); fill outside.
+    """Read each image bilinearly at given source points; ``fill`` outside.
 
-    With (r, c) a source point, r0 = floor(r), c0 = floor(c) and the fractions fr = r - r0,
-    fc = c - c0, the read is
+    out[b, i, j] = images[b] read at (rows[b, i, j], cols[b, i, j]). With (r, c) a source point,
+    r0 = floor(r), c0 = floor(c) and the fractions fr = r - r0, fc = c - c0, the read is
 
         out = (1 - fr) [(1 - fc) x[r0, c0] + fc x[r0, c0 + 1]] + fr [(1 - fc) x[r0 + 1, c0] + fc x[r0 + 1, c0 + 1]]
 
     The batch is padded by 2 pixels of ``fill`` on every side and coordinates are clipped into
     the padding, so a point outside reads fill (the weights sum to 1). The four corners are read
     by four gathers with one index array, the flat position of the top-left corner, from the
-    padded batch shifted by 0, 1, Wp and Wp + 1 (right, below, below right). ``rows`` and
-    ``cols`` are overwritten. The result is a new array; temporaries live in ``work``.
+    padded batch shifted by 0, 1, Wp and Wp + 1 (right, below, below right). `sample_plain` is
+    the same read in plain array-API operations.
+
+    Parameters
+    ----------
+    images : ndarray of float32, shape (B, H, W)
+        The batch.
+    rows, cols : ndarray of float32, shape (B, H, W)
+        Where each output pixel reads, in input pixel coordinates. Overwritten.
+    fill : float
+        The value outside the image (the standardized value of a black pixel).
+    work : Buffers, optional
+        Where the temporaries live between calls.
+
+    Returns
+    -------
+    ndarray of float32, shape (B, H, W)
+        A new array.
     """
     work = work or Buffers()
     B, H, W = images.shape
@@ -205,7 +275,7 @@ def _padded(work: Buffers, name: str, images: Array, P: int, fill: float) -> Arr
 
 
 def shift_bilinear(images: Array, t: Array, fill: float, work: Buffers | None = None) -> Array:
-    """out[b] = images[b] translated by t[b] = (t_row, t_col) pixels, read bilinearly; fill outside.
+    """Translate each image by its own t[b] = (t_row, t_col) pixels, read bilinearly; ``fill`` outside.
 
     Plainly, this is ``sample_bilinear(images, i - t_row, j - t_col, fill)``: output pixel (i, j)
     reads the input at (i - t_row, j - t_col). Since a translation reads every pixel at the same
@@ -225,6 +295,22 @@ def shift_bilinear(images: Array, t: Array, fill: float, work: Buffers | None = 
     windows are views of one array (``sliding_window_view``), read with long contiguous rows.
     That is why the batch is padded transposed, and transposed back in between.
     tests/data/test_augment.py compares the result with ``sample_bilinear``.
+
+    Parameters
+    ----------
+    images : ndarray of float32, shape (B, H, W)
+        The batch.
+    t : ndarray of float32, shape (B, 2)
+        The translations (rows, cols), in pixels.
+    fill : float
+        The value outside the image.
+    work : Buffers, optional
+        Where the temporaries live between calls.
+
+    Returns
+    -------
+    ndarray of float32, shape (B, H, W)
+        A new array.
     """
     work = work or Buffers()
     B, H, W = images.shape
@@ -250,20 +336,52 @@ def _windows(flat: Array, step: int, n: int, length: int) -> Array:
 
 
 def random_shifts(n: int, spec: AugmentSpec, rng: np.random.Generator) -> Array:
-    """Translations t (n, 2), uniform in [-shift, shift) per axis: the same draw as
-    `affine_matrices` (six uniforms per image, of which a translation uses two), so a seed
-    gives the same shifts whether or not the batch goes through the affine path."""
+    """Random translations, uniform in [-shift, shift) per axis.
+
+    The same draw as `affine_matrices` (six uniforms per image, of which a translation uses two),
+    so a seed gives the same shifts whether or not the batch goes through the affine path.
+
+    Parameters
+    ----------
+    n : int
+        How many translations.
+    spec : AugmentSpec
+        Its ``shift`` is the range.
+    rng : numpy.random.Generator
+        The augmentation stream.
+
+    Returns
+    -------
+    t : ndarray of float32, shape (n, 2)
+        (rows, cols) in pixels.
+    """
     u = rng.random((n, 6), dtype=np.float32) * 2 - 1  # U[-1, 1)
     t: Array = spec.shift * u[:, 4:6]
     return t
 
 
 def affine_coords(A: Array, t: Array, H: int, W: int, ref: Any = None) -> tuple[Array, Array]:
-    """Source coordinates (rows, cols), each (n, H, W), of the forward maps p -> A (p - c) + c + t.
+    """Source coordinates of the forward maps p -> A (p - c) + c + t.
 
     Output pixel p reads the input at s = A^-1 (p - c - t) + c, with c the image centre. The
     small arrays (A^-1, t, the grid) are made on the host; the (n, H, W) results are computed in
     ``ref``'s library and device when one is given (a batch on a GPU), else with NumPy.
+
+    Parameters
+    ----------
+    A : ndarray of float32, shape (n, 2, 2)
+        The linear parts, from `affine_matrices`.
+    t : ndarray of float32, shape (n, 2)
+        The translations.
+    H, W : int
+        The image's size.
+    ref : array of any shape, optional
+        An array of the library and device to compute on.
+
+    Returns
+    -------
+    rows, cols : array of float32, shape (n, H, W)
+        Where each output pixel reads.
     """
     c = np.float32((H - 1) / 2)
     grid = np.mgrid[0:H, 0:W].astype(np.float32) - c
@@ -286,20 +404,38 @@ def elastic_displacement(
     around: Array | None = None,
     ref: Any = None,
 ) -> tuple[Array, Array]:
-    """Simard's random displacement fields (d_rows, d_cols), each (n, H, W): alpha K u K^T with
-    u ~ U[-1, 1) drawn in float32 on K's (coarse) grid, plus ``around`` (2, H, W) if given
-    (the identity map's coordinates, say, so that the result is where each pixel reads).
+    """Simard's random displacement fields, alpha K u K^T, plus ``around`` if given.
 
-    With u = 2 v - 1, v ~ U[0, 1) as drawn, and k = K 1 (the row sums of K),
+    u ~ U[-1, 1) is drawn in float32 on K's (coarse) grid. With u = 2 v - 1, v ~ U[0, 1) as
+    drawn, and k = K 1 (the row sums of K),
 
         alpha K u K^T = (sqrt(2 alpha) K) v (sqrt(2 alpha) K)^T - alpha k k^T
 
     so the field is one scaled product and one (H, W) constant, with no pass over u to map it
     to [-1, 1) and none over the result to scale it (tests/data/test_augment.py compares the
-    two forms).
+    two forms). The random numbers are drawn on the host; with ``ref`` (a batch on a GPU) they
+    move to its device, and the smoothing and the sum run there.
 
-    The random numbers are drawn on the host; with ``ref`` (a batch on a GPU) they move to its
-    device, and the smoothing and the sum run there.
+    Parameters
+    ----------
+    n : int
+        How many images.
+    K : ndarray of float32, shape (H, m)
+        The blur, from `gaussian_matrix`.
+    alpha : float
+        Pixels of displacement per unit of smoothed field.
+    rng : numpy.random.Generator
+        The augmentation stream; 2 n m^2 uniforms are drawn.
+    around : ndarray of float32, shape (2, H, W), optional
+        Added to the fields: the identity map's coordinates, say, so that the result is where
+        each pixel reads.
+    ref : array of any shape, optional
+        An array of the library and device to compute on.
+
+    Returns
+    -------
+    d_rows, d_cols : array of float32, shape (n, H, W)
+        The displacements (plus ``around``).
     """
     m, H = K.shape[1], K.shape[0]
     v = rng.random((2 * n, m, m), dtype=np.float32)  # (2n, m, m) uniform on [0, 1)
@@ -320,7 +456,28 @@ def elastic_displacement(
 
 
 class Augmenter:
-    """Applies an `AugmentSpec` to batches of flattened images (N, H*W), drawing from one Generator."""
+    """Applies an `AugmentSpec` to batches of flattened images, drawing from one Generator.
+
+    A batch of NumPy arrays takes the fast paths (`shift_bilinear` for translations alone,
+    `sample_bilinear` otherwise); a batch of another array library (a GPU) is augmented on its
+    device from the same random draws (`shift_plain`, `sample_plain`).
+
+    Parameters
+    ----------
+    spec : AugmentSpec
+        The transforms.
+    image_shape : tuple of int
+        (H, W) of the images; they must be square.
+    rng : numpy.random.Generator
+        The augmentation stream.
+    fill : float
+        The value outside the image (the standardized value of a black pixel).
+
+    Raises
+    ------
+    ConfigError
+        When the images are not square 2-D images.
+    """
 
     def __init__(
         self,
@@ -344,8 +501,20 @@ class Augmenter:
         self.work = Buffers()  # one Augmenter serves one thread at a time
 
     def source_coords(self, n: int, ref: Any = None) -> tuple[Array, Array]:
-        """Random source coordinates (rows, cols), each (n, H, W), for n output images; in
-        ``ref``'s library and device when one is given (the random draws are the same)."""
+        """Random source coordinates for n output images.
+
+        Parameters
+        ----------
+        n : int
+            How many images.
+        ref : array of any shape, optional
+            An array of the library and device to compute on (the random draws are the same).
+
+        Returns
+        -------
+        rows, cols : array of float32, shape (n, H, W)
+            Where each output pixel reads.
+        """
         alpha = self.spec.elastic_alpha
         if not self.spec.affine:  # the identity map plus the field (or the identity alone)
             if alpha > 0:
@@ -367,7 +536,18 @@ class Augmenter:
         return rows, cols
 
     def __call__(self, X: Array) -> Array:
-        """A new (N, H*W) float32 array of randomly transformed copies of the rows of X."""
+        """Randomly transformed copies of the rows of X.
+
+        Parameters
+        ----------
+        X : array of float32, shape (N, H*W)
+            Standardized images, one per row, of any array library.
+
+        Returns
+        -------
+        array of float32, shape (N, H*W)
+            A new array, in X's library and device.
+        """
         n = X.shape[0]
         if namespace(X) is not np:  # a batch on a GPU (CuPy, PyTorch): it stays there
             return self._on_device(X)
@@ -414,6 +594,20 @@ def shift_plain(images: Array, t: npt.NDArray[np.float32], fill: float) -> Array
 
         cols[b, p, j] = sum_k w_col[b, k] padded[b, p, j + k]       (k = e + S, every padded row p)
         out[b, i, j] = sum_k w_row[b, k] cols[b, i + k, j]          (k = d + S)
+
+    Parameters
+    ----------
+    images : array of float32, shape (B, H, W)
+        The batch, of any array library.
+    t : ndarray of float32, shape (B, 2)
+        The translations (rows, cols), on the host.
+    fill : float
+        The value outside the image.
+
+    Returns
+    -------
+    array of float32, shape (B, H, W)
+        In ``images``' library and device.
     """
     xp = namespace(images)
     B, H, W = images.shape
@@ -437,6 +631,20 @@ def sample_plain(images: Array, rows: Array, cols: Array, fill: float) -> Array:
         out = (1 - fr) [(1 - fc) x[r0, c0] + fc x[r0, c0 + 1]] + fr [(1 - fc) x[r0 + 1, c0] + fc x[r0 + 1, c0 + 1]]
 
     the four corners read by ``take`` from the flattened padded batch.
+
+    Parameters
+    ----------
+    images : array of float32, shape (B, H, W)
+        The batch.
+    rows, cols : array of float32, shape (B, H, W)
+        Where each output pixel reads (not modified).
+    fill : float
+        The value outside the image.
+
+    Returns
+    -------
+    array of float32, shape (B, H, W)
+        In ``images``' library and device.
     """
     xp = namespace(images)
     B, H, W = images.shape
@@ -462,14 +670,44 @@ def sample_plain(images: Array, rows: Array, cols: Array, fill: float) -> Array:
 
 
 def gather_rows(X: Array, idx: npt.NDArray[np.intp]) -> Array:
-    """The rows ``X[idx]`` (a new array), on ``X``'s library and device."""
+    """The rows ``X[idx]`` as a new array, on ``X``'s library and device.
+
+    Parameters
+    ----------
+    X : array, shape (N, D)
+        Any array library.
+    idx : ndarray of intp, shape (B,)
+        Row numbers, on the host.
+
+    Returns
+    -------
+    array, shape (B, D)
+        In X's library and device.
+    """
     if namespace(X) is np:
         return np.take(X, idx, axis=0)
     return namespace(X).take(X, like(idx, X), axis=0)
 
 
 def augmented_copies(X: Array, copies: int, augment: Augmenter, chunk: int = 1024) -> Array:
-    """X followed by ``copies`` transformed copies of it (the seed's static augmentation)."""
+    """X followed by ``copies`` transformed copies of it (the seed's static augmentation).
+
+    Parameters
+    ----------
+    X : ndarray of float32, shape (N, H*W)
+        Standardized images.
+    copies : int
+        How many transformed copies of every image.
+    augment : Augmenter
+        The transforms and their stream.
+    chunk : int
+        Images transformed at a time (bounds the temporaries).
+
+    Returns
+    -------
+    ndarray of float32, shape (M, H*W)
+        M = (copies + 1) N rows: the originals first, then each round of copies in X's order.
+    """
     out = np.empty(((copies + 1) * X.shape[0], X.shape[1]), dtype=np.float32)
     out[: X.shape[0]] = X
     for k in range(1, copies + 1):
@@ -486,6 +724,16 @@ def blas_threads_beside(background: bool) -> contextlib.AbstractContextManager[o
     both wait (a 2-core machine ran 3x slower); with BLAS on cores - 1 they overlap. Measured for
     configs/fast.toml on the 2-core VM: 2.3 s per epoch inline, 2.0 s in the background beside
     one BLAS thread (see BENCHMARKS.md).
+
+    Parameters
+    ----------
+    background : bool
+        Whether a background thread will augment; if not, nothing changes.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Limits BLAS's threads while it is entered.
     """
     if not background:
         return contextlib.nullcontext()
@@ -495,10 +743,23 @@ def blas_threads_beside(background: bool) -> contextlib.AbstractContextManager[o
 
 
 class Prefetcher:
-    """Yields ``augment(X[perm[batch]])`` for consecutive batches, computed ahead in a background
-    thread. The order of RNG draws is that of the batches, so results are reproducible; `close`
-    rewinds the augment stream to where the first batch not yet handed out began, so a run
-    stopped mid-epoch saves the stream exactly as the inline path would (resumes are bit-exact).
+    """Augmented batches computed one ahead in a background thread.
+
+    Yields ``augment(X[perm[batch]])`` for consecutive batches. The order of RNG draws is that of
+    the batches, so results are reproducible; `close` rewinds the augment stream to where the
+    first batch not yet handed out began, so a run stopped mid-epoch saves the stream exactly as
+    the inline path would (resumes are bit-exact).
+
+    Parameters
+    ----------
+    X : array of float32, shape (N, H*W)
+        The training images.
+    perm : ndarray of intp, shape (n,)
+        The rows to take, in order (n <= N).
+    batch_size : int
+        Rows per batch; the last batch may be shorter.
+    augment : Augmenter
+        The transforms and their stream.
     """
 
     def __init__(
@@ -536,8 +797,9 @@ class Prefetcher:
             yield item[1]
 
     def close(self) -> None:
-        """Stop the worker early (e.g. when training stops mid-epoch), wait for it, and rewind
-        the augment stream past the batches it drew but never handed out."""
+        """Stop the worker, wait for it, and rewind the augment stream past the batches it drew but
+        never handed out (when training stops mid-epoch, say).
+        """
         self._stop.set()
         unused: list[tuple[Mapping[str, Any], Array] | BaseException | None] = []
         while self._thread.is_alive():
@@ -561,6 +823,19 @@ def batch_source(
     ``background`` prepares each batch one ahead in a `Prefetcher` thread. On the 2-core VM that
     only pays when BLAS runs single-threaded and a core is idle: with two BLAS threads the third
     thread makes them wait for each other (see BENCHMARKS.md), so the default is inline.
+
+    Parameters
+    ----------
+    augment : Augmenter
+        The transforms and their stream.
+    background : bool
+        Prepare batches in a background thread.
+
+    Returns
+    -------
+    callable
+        (X_train (N, D), perm (n,), batch_size) -> a generator of augmented batches (B, D), in
+        X_train's library and device.
     """
 
     def inline(
