@@ -80,7 +80,7 @@ def normal_equations(
         Their labels, in [0, n_classes).
     n_classes : int
         C, the number of columns of the one-hot y.
-    batch_size : int, default 2048
+    batch_size : int, default=2048
         Rows per forward pass.
 
     Returns
@@ -215,7 +215,7 @@ def finetune_output(
         Validation inputs; n_val may be 0 (the fit is then kept unchecked).
     y_val : array of int, shape (n_val,)
         Validation labels.
-    ridge : float, default 1.0
+    ridge : float, default=1.0
         The ridge added to the diagonal of sum x x^T.
 
     Returns

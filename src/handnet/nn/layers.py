@@ -155,7 +155,7 @@ class Dense:
         Output width.
     rng : numpy.random.Generator
         Draws the initial W.
-    dtype : dtype-like, default float32
+    dtype : dtype-like, default=float32
         The parameters' dtype.
     """
 
@@ -239,7 +239,7 @@ class Tanh(_Activation):
 
     Parameters
     ----------
-    dtype : dtype-like, default float32
+    dtype : dtype-like, default=float32
         Unused (the layer has no parameters): every layer takes one.
     """
 
@@ -286,7 +286,7 @@ class ReLU(_Activation):
 
     Parameters
     ----------
-    dtype : dtype-like, default float32
+    dtype : dtype-like, default=float32
         Unused (the layer has no parameters): every layer takes one.
     """
 
@@ -347,7 +347,7 @@ class Dropout:
         The drop rate, in [0, 1).
     rng : numpy.random.Generator
         The layer's own stream of masks.
-    dtype : dtype-like, default float32
+    dtype : dtype-like, default=float32
         Unused (the mask takes the data's dtype): every layer takes one.
 
     Raises

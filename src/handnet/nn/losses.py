@@ -97,7 +97,7 @@ def softmax_cross_entropy(
         z, one row per sample; not modified.
     y : array of int, shape (N,)
         The labels, in [0, C).
-    grad_scale : float, default 1.0
+    grad_scale : float, default=1.0
         A factor on the gradient.
 
     Returns

@@ -31,13 +31,13 @@ class MLP:
         Output width: the number of classes.
     activation : {"tanh", "relu"}
         The hidden layers' activation.
-    dropout : float, default 0.0
+    dropout : float, default=0.0
         The drop rate after each hidden activation; 0 adds no Dropout layers.
     rng : numpy.random.Generator
         Draws the initial weights (and the dropout masks, unless ``dropout_rng`` is given).
     dropout_rng : numpy.random.Generator, optional
         A stream of its own for the dropout masks.
-    dtype : dtype-like, default float32
+    dtype : dtype-like, default=float32
         The parameters' dtype.
 
     Raises
@@ -83,7 +83,7 @@ class MLP:
         ----------
         X : array, shape (B, n_in)
             The inputs, standardized as in training.
-        train : bool, default False
+        train : bool, default=False
             Training mode (dropout drops) or test mode.
 
         Returns
@@ -166,7 +166,7 @@ class MLP:
         ----------
         X : array, shape (N, n_in)
             The inputs, standardized as in training.
-        batch_size : int, default 2048
+        batch_size : int, default=2048
             Rows per chunk.
 
         Returns
@@ -235,7 +235,7 @@ class MLP:
         ----------
         config : Mapping of str to object
             ``n_in``, ``hidden_sizes``, ``n_out``, ``activation`` and ``dropout``.
-        dtype : dtype-like, default float32
+        dtype : dtype-like, default=float32
             The parameters' dtype.
 
         Returns
@@ -307,7 +307,7 @@ class MLP:
         state : Mapping of str to array-like
             The weights (`MLP.state_dict`): ``layers.{i}.W`` (n_in, n_out), ``layers.{i}.b``
             (n_out,).
-        dtype : dtype-like, default float32
+        dtype : dtype-like, default=float32
             The parameters' dtype.
 
         Returns

@@ -38,9 +38,9 @@ class SGD:
     params : Mapping of str to array
         The parameters to be updated (`handnet.nn.MLP.parameters`), each W (n_in, n_out) or
         b (n_out,): a zero velocity is made for each, of its shape, library and device.
-    momentum : float, default 0.9
+    momentum : float, default=0.9
         mu, in [0, 1); 0 is plain SGD.
-    nesterov : bool, default False
+    nesterov : bool, default=False
         Nesterov's look-ahead step instead of the heavy ball (needs ``momentum`` > 0).
 
     Raises
@@ -85,9 +85,9 @@ class SGD:
             (n_out,)); overwritten.
         lr : float
             The learning rate of this step.
-        weight_decay : float, default 0.0
+        weight_decay : float, default=0.0
             lambda: adds lambda W to the gradient of every parameter of 2 or more dimensions.
-        scaled : bool, default False
+        scaled : bool, default=False
             ``grads`` holds -lr g already.
         """
         mu = self.momentum

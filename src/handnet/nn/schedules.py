@@ -28,7 +28,7 @@ def warmup_cosine(
         W, the length of the linear warmup, in steps.
     total_steps : int
         T, the step at which the cosine reaches ``min_lr``.
-    min_lr : float, default 0.0
+    min_lr : float, default=0.0
         The floor of the decay.
 
     Returns
