@@ -48,7 +48,36 @@ DEFAULT_VAL_SIZE = 5000  # 1/12 of MNIST's training set; its accuracy is exact t
 
 @dataclass
 class Dataset:
-    """A ready-to-train dataset. ``X_*`` are float32 (N, D) and standardized; ``y_*`` are int64."""
+    """A ready-to-train dataset. ``X_*`` are float32 (N, D) and standardized; ``y_*`` are int64.
+
+    D is the number of features, the product of ``image_shape`` (784 for MNIST).
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name or path, as given to `load_dataset`.
+    classes : list of str
+        The class names; label ``k`` is ``classes[k]``.
+    image_shape : tuple of int
+        The shape of one input before flattening: ``(H, W)`` for images, ``(D,)`` for rows of
+        features.
+    norm : Normalization
+        The standardization fitted on the training split and applied to every split.
+    X_train : ndarray of float32, shape (n_train, D)
+        Standardized training inputs.
+    y_train : ndarray of int64, shape (n_train,)
+        Training labels, in ``[0, len(classes))``.
+    X_val : ndarray of float32, shape (n_val, D)
+        Standardized validation inputs, split from the training data; ``n_val`` may be 0.
+    y_val : ndarray of int64, shape (n_val,)
+        Validation labels.
+    X_test : ndarray of float32, shape (n_test, D)
+        Standardized test inputs; ``n_test`` may be 0.
+    y_test : ndarray of int64, shape (n_test,)
+        Test labels.
+    geometry : Geometry, default=PLAIN
+        The shape normalization applied to every image before scaling (`handnet.data.geometry`).
+    """
 
     name: str
     classes: list[str]
@@ -64,10 +93,12 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
+        """Inputs per row, D (the width of ``X_train``)."""
         return int(self.X_train.shape[1])
 
     @property
     def n_classes(self) -> int:
+        """The number of classes, ``len(classes)``."""
         return len(self.classes)
 
 
@@ -82,6 +113,29 @@ def load_splits(
     largest label, named by number; a folder's are its subfolders' names. A CSV file or an image
     folder has no test split of its own: one seventh of it is held out, the same images every
     time (`handnet.data.split.held_out_test`).
+
+    Parameters
+    ----------
+    source : str
+        A dataset name (a key of `DATASETS`) or the path of a file or folder.
+    data_dir : str or Path, optional
+        Where to look first for a named dataset's IDX files (`handnet.data.registry.load_named`).
+    mirror : str, optional
+        The base URL to download a named dataset from, instead of its upstream.
+
+    Returns
+    -------
+    splits : Splits
+        The raw train and test arrays, images ``(N, H, W)`` or rows ``(N, D)`` as the source
+        holds them, labels ``(N,)``.
+    classes : list of str
+        The class names; label ``k`` is ``classes[k]``.
+
+    Raises
+    ------
+    DatasetError
+        When the source is missing, of an unknown format, malformed, or its labels do not fit
+        the classes (for instance labels numbered from 1).
     """
     path = Path(source)
     if source in DATASETS:
@@ -126,9 +180,25 @@ def load_splits(
 def model_labels(
     y: npt.NDArray[np.int64], classes: list[str], model_classes: list[str]
 ) -> npt.NDArray[np.int64]:
-    """Labels ``y`` (indices into a dataset's ``classes``) as indices into a model's classes: by
-    name when every name is one of the model's (an image folder with some of its classes), else
-    unchanged (a file's classes are numbers, whatever the model calls them)."""
+    """Labels ``y`` (indices into a dataset's ``classes``) as indices into a model's classes.
+
+    By name when every name is one of the model's (an image folder with some of its classes),
+    else unchanged (a file's classes are numbers, whatever the model calls them).
+
+    Parameters
+    ----------
+    y : ndarray of int64, shape (n,)
+        Labels, indices into ``classes``.
+    classes : list of str
+        The dataset's class names.
+    model_classes : list of str
+        The model's class names.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+        The same labels as indices into ``model_classes`` (``y`` itself when unchanged).
+    """
     if classes == model_classes or not set(classes) <= set(model_classes):
         return y
     return np.array([model_classes.index(c) for c in classes], np.int64)[y]
@@ -145,7 +215,37 @@ def load_dataset(
 ) -> Dataset:
     """Load, split off a stratified validation set with ``rng``, and standardize with train stats.
 
-    Every image (training and test) is first shape-normalized by ``geometry`` (`handnet.data.geometry`).
+    Every image (training and test) is first shape-normalized by ``geometry``
+    (`handnet.data.geometry`).
+
+    Parameters
+    ----------
+    source : str, default="mnist"
+        A dataset name (a key of `DATASETS`) or the path of a file or folder (`load_splits`).
+    rng : numpy.random.Generator
+        Draws the validation split.
+    val_size : int, default=5000
+        Validation images held out of the training split, stratified by class; 0 for none.
+    data_dir : str or Path, optional
+        Where to look first for a named dataset's files.
+    mirror : str, optional
+        The base URL to download a named dataset from, instead of its upstream.
+    geometry : Geometry, default=PLAIN
+        The shape normalization (deskewing, width) applied to every image first.
+
+    Returns
+    -------
+    Dataset
+        Float32 inputs (N, D), standardized with the training split's mean and std, and int64
+        labels.
+
+    Raises
+    ------
+    DatasetError
+        When the source cannot be read, its pixels are out of range or NaN, or ``val_size`` is
+        not below the number of training images.
+    ConfigError
+        When ``geometry`` has a step and the images are not 2-D.
     """
     splits, classes = load_splits(source, data_dir, mirror)
     image_shape = tuple(int(d) for d in splits.X_train.shape[1:])
@@ -194,6 +294,35 @@ def dataset_from_arrays(
     ``norm``, or with statistics fitted on the training rows when ``norm`` is None. ``X`` is not
     modified; the test split is empty. This is how arrays from other libraries (the scikit-learn
     estimator) reach the training loop.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, D)
+        Numeric features; any shape ``(n, ...)`` is flattened to ``(n, D)``.
+    y : ndarray of int64, shape (n,)
+        Label codes, indices into ``classes``.
+    classes : list of str
+        The class names.
+    norm : Normalization, optional
+        The standardization to apply; None fits one on the training rows.
+    val_size : int, default=0
+        Validation rows held out, stratified by class; 0 for none.
+    rng : numpy.random.Generator, optional
+        Draws the validation split; needed when ``val_size > 0``.
+    name : str, default="arrays"
+        The dataset's name, as runs and model files record it.
+
+    Returns
+    -------
+    Dataset
+        Float32 standardized inputs (N, D), the validation rows split off, an empty test split.
+
+    Raises
+    ------
+    ValueError
+        When ``val_size > 0`` and ``rng`` is None.
+    DatasetError
+        When ``val_size`` is not below the number of rows.
     """
     X = np.asarray(X, dtype=np.float32)
     X = X.reshape(len(X), -1)

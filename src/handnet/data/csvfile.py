@@ -32,15 +32,43 @@ SUBMISSION_HEADER = ("ImageId", "Label")
 @dataclass(frozen=True)
 class CsvDigits:
     """A CSV file's images, flat rows (N, D) uint8 (float32 if a pixel is not whole), and its
-    labels (N,) or None when the file has no label column."""
+    labels (N,) or None when the file has no label column.
+
+    Parameters
+    ----------
+    X : ndarray of uint8, shape (N, D)
+        The pixels, row by row, in [0, 255]; float32 when a pixel is not a whole number.
+    y : ndarray of int64, shape (N,), or None
+        The labels, or None when the file has no label column.
+    """
 
     X: npt.NDArray[np.generic]
     y: npt.NDArray[np.int64] | None
 
 
 def read_csv(path: str | Path, pixels: int | None = None) -> CsvDigits:
-    """Read a digits CSV. ``pixels`` is the number of pixel columns expected (a model's inputs);
-    None accepts any square number (784 = 28 x 28)."""
+    """Read a digits CSV.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file, UTF-8 (a byte-order mark is allowed).
+    pixels : int, optional
+        The number of pixel columns expected (a model's inputs); None accepts any square number
+        (784 = 28 x 28).
+
+    Returns
+    -------
+    CsvDigits
+        The pixels as flat rows (N, D) and the labels (N,), or None without a label column.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file and the line: when it is missing, empty or not text, when a row is
+        ragged or holds something other than a number, a pixel is outside 0-255, a label is
+        not a class number, or the number of pixel columns is wrong.
+    """
     path = Path(path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
@@ -184,7 +212,18 @@ def _diagnose(path: Path, header: bool, n: int) -> None:
 
 
 def submission_csv(labels: list[str]) -> str:
-    """Kaggle's submission format: ``ImageId,Label``, ImageId counting from 1."""
+    """Kaggle's submission format: ``ImageId,Label``, ImageId counting from 1.
+
+    Parameters
+    ----------
+    labels : list of str
+        The predicted label of each test image, in the order of the test file.
+
+    Returns
+    -------
+    str
+        The file's text: the header, one line per image, and a final newline.
+    """
     lines = [",".join(SUBMISSION_HEADER)]
     lines += [f"{i},{label}" for i, label in enumerate(labels, start=1)]
     return "\n".join(lines) + "\n"

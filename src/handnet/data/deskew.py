@@ -31,7 +31,20 @@ CHUNK = 4096  # images per batch: bounds the float32 temporaries to about 10 MB 
 
 
 def slant(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(alpha, r_bar) per image of a float batch (N, H, W): slant = cov(r, c) / var(r), centre row."""
+    """(alpha, r_bar) per image of a float batch (N, H, W): slant = cov(r, c) / var(r), centre row.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (N, H, W)
+        Images, ink bright, intensities in [0, 1] as the weights.
+
+    Returns
+    -------
+    alpha : ndarray of float32, shape (N,)
+        Each image's slant, in columns per row; 0 for a blank image.
+    r_bar : ndarray of float32, shape (N,)
+        The row of each image's centre of mass.
+    """
     _, H, W = x.shape
     r = np.arange(H, dtype=np.float32)
     c = np.arange(W, dtype=np.float32)
@@ -61,7 +74,24 @@ def _deskew_unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 def deskew(images: npt.NDArray[np.generic], image_shape: tuple[int, ...]) -> npt.NDArray[np.uint8]:
     """Deskew raw images (uint8 in [0, 255] or floats in [0, 1]), shaped (N, H, W) or (N, H * W).
 
-    Returns uint8 (N, H, W): each image sheared upright and rounded to 8 bits.
+    Parameters
+    ----------
+    images : ndarray, shape (N, H, W)
+        Raw images, or flat rows ``(N, H * W)``.
+    image_shape : tuple of int
+        ``(H, W)``, the shape of one image.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, H, W)
+        Each image sheared upright and rounded to 8 bits.
+
+    Raises
+    ------
+    ConfigError
+        When ``image_shape`` is not ``(H, W)``.
+    DatasetError
+        When the images hold NaN, inf or values outside [0, 255].
     """
     # x / 255 rather than to_unit's x * (1/255): the recipes' reported runs used it
     return map_unit_images(images, image_shape, _deskew_unit, "deskew", divide=True)
@@ -74,9 +104,34 @@ def map_unit_images(
     what: str,
     divide: bool = False,
 ) -> npt.NDArray[np.uint8]:
-    """``f`` applied to raw images (uint8 or floats in [0, 1], (N, H, W) or (N, H * W)) as floats
-    in [0, 1] shaped (n, H, W), CHUNK images at a time, rounded back to uint8 (N, H, W).
-    ``divide``: scale uint8 as x / 255 instead of x * (1/255) (they differ in the last bit)."""
+    """``f`` applied to raw images as floats in [0, 1], CHUNK images at a time, rounded to uint8.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, H, W)
+        Raw images, uint8 or floats in [0, 1], or flat rows ``(N, H * W)``.
+    image_shape : tuple of int
+        ``(H, W)``, the shape of one image.
+    f : callable
+        Maps a float32 batch ``(n, H, W)`` in [0, 1] (n at most CHUNK) to one of the same shape
+        in [0, 1].
+    what : str
+        The step's name, for the error message.
+    divide : bool, default=False
+        Scale uint8 as x / 255 instead of x * (1/255) (they differ in the last bit).
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, H, W)
+        ``f``'s output, times 255, rounded and clipped to [0, 255].
+
+    Raises
+    ------
+    ConfigError
+        When ``image_shape`` is not ``(H, W)``.
+    DatasetError
+        When the images hold NaN, inf or values outside [0, 255] (`handnet.data.split.to_unit`).
+    """
     if len(image_shape) != 2:
         raise ConfigError(f"{what}: needs images of shape (H, W), not {image_shape}")
     H, W = image_shape

@@ -29,21 +29,71 @@ class SkippedImages(UserWarning):
 
 
 def class_folders(root: Path) -> list[Path]:
-    """The subfolders of ``root`` that are not hidden, numbers in numeric order, then names."""
+    """The subfolders of ``root`` that are not hidden, numbers in numeric order, then names.
+
+    Parameters
+    ----------
+    root : Path
+        The folder of class folders.
+
+    Returns
+    -------
+    list of Path
+        The class folders, in class order: ``2`` before ``10``, numbers before other names.
+    """
     dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     return sorted(dirs, key=lambda d: (0, int(d.name), "") if d.name.isdigit() else (1, 0, d.name))
 
 
 def is_image_folder(root: Path) -> bool:
-    """Whether ``root`` is laid out as classes in subfolders (and holds no IDX files)."""
+    """Whether ``root`` is laid out as classes in subfolders (and holds no IDX files).
+
+    Parameters
+    ----------
+    root : Path
+        An existing folder.
+
+    Returns
+    -------
+    bool
+        True when it has a class folder and no entry whose name contains "idx".
+    """
     return bool(class_folders(root)) and not any("idx" in p.name for p in root.iterdir())
 
 
 def read_image_folder(
     root: Path, field: int = 28
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[str]]:
-    """Every image under ``root``'s class folders as (field, field) uint8 MNIST-like inputs, their
-    labels (indices into the class names) and the class names."""
+    """Every image under ``root``'s class folders as MNIST-like inputs, with labels and classes.
+
+    Files in subfolders of a class folder count too; hidden files and folders are left out.
+
+    Parameters
+    ----------
+    root : Path
+        The folder of class folders.
+    field : int, default=28
+        The side of the square inputs made (`handnet.data.photo.preprocess_digit`).
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (N, field, field)
+        The preprocessed images, white ink on black.
+    labels : ndarray of int64, shape (N,)
+        Their labels, indices into ``classes``.
+    classes : list of str
+        The class folders' names (`class_folders`).
+
+    Raises
+    ------
+    DatasetError
+        When no image could be read.
+
+    Warns
+    -----
+    SkippedImages
+        Naming the files that could not be read or hold no digit; they are left out.
+    """
     folders = class_folders(root)
     images: list[npt.NDArray[np.uint8]] = []
     labels: list[int] = []

@@ -32,7 +32,21 @@ _MAX_DECOMPRESSED = 2**31  # refuse anything that would inflate past 2 GiB
 
 @dataclass(frozen=True)
 class Splits:
-    """Raw train and test arrays as a file holds them: images (N, H, W) or (N, D), labels (N,)."""
+    """Raw train and test arrays as a file holds them: images (N, H, W) or (N, D), labels (N,).
+
+    The images keep the file's dtype (uint8 for IDX files, often float for .mat and .npz).
+
+    Parameters
+    ----------
+    X_train : ndarray, shape (n_train, H, W)
+        Training images, or flat rows ``(n_train, D)``.
+    y_train : ndarray of int64, shape (n_train,)
+        Training labels.
+    X_test : ndarray, shape (n_test, H, W)
+        Test images, or flat rows ``(n_test, D)``, of the same size as the training images.
+    y_test : ndarray of int64, shape (n_test,)
+        Test labels.
+    """
 
     X_train: npt.NDArray[np.generic]
     y_train: npt.NDArray[np.int64]
@@ -40,7 +54,15 @@ class Splits:
     y_test: npt.NDArray[np.int64]
 
     def every_image(self) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int64]]:
-        """Train and test images together, with their labels: a dataset a model never saw."""
+        """Train and test images together, with their labels: a dataset a model never saw.
+
+        Returns
+        -------
+        X : ndarray, shape (n_train + n_test, H, W)
+            The training images, then the test images (or flat rows ``(N, D)``).
+        y : ndarray of int64, shape (n_train + n_test,)
+            Their labels, in the same order.
+        """
         X = np.concatenate([self.X_train, self.X_test])
         return X, np.concatenate([self.y_train, self.y_test])
 
@@ -71,6 +93,25 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> npt.NDArray[n
 
     Layout: 2 zero bytes, a type code, the number of dimensions, then one big-endian uint32 per
     dimension, then the data.
+
+    Parameters
+    ----------
+    path : str or Path
+        The IDX file, raw or gzip-compressed (recognised by its first bytes, not its name).
+    expect_magic : int, optional
+        The magic number the file must have: 2051 for images, 2049 for labels; None accepts any.
+
+    Returns
+    -------
+    ndarray, shape (N, H, W)
+        The data in its declared dtype (uint8 for MNIST) and shape, ``(N, H, W)`` for an
+        images file and ``(N,)`` for a labels file, in native byte order.
+
+    Raises
+    ------
+    DatasetError
+        When the file is missing, not IDX, truncated, has trailing bytes, has another magic
+        number, or is corrupt gzip or would decompress past 2 GiB.
     """
     path = Path(path)
     raw = _read_bytes(path)
@@ -99,7 +140,27 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> npt.NDArray[n
 def read_idx_pair(
     images: str | Path, labels: str | Path
 ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.int64]]:
-    """Read an images file (magic 2051) and its labels file (magic 2049); their counts must agree."""
+    """Read an images file (magic 2051) and its labels file (magic 2049); their counts must agree.
+
+    Parameters
+    ----------
+    images : str or Path
+        The IDX images file, such as ``train-images-idx3-ubyte.gz``.
+    labels : str or Path
+        The IDX labels file, such as ``train-labels-idx1-ubyte.gz``.
+
+    Returns
+    -------
+    X : ndarray, shape (N, H, W)
+        The images, uint8 for MNIST.
+    y : ndarray of int64, shape (N,)
+        Their labels.
+
+    Raises
+    ------
+    DatasetError
+        When a file is unreadable (`read_idx`) or the counts differ.
+    """
     X = read_idx(images, IDX_IMAGES_MAGIC)
     y = read_idx(labels, IDX_LABELS_MAGIC)
     if X.shape[0] != y.shape[0]:
@@ -108,7 +169,15 @@ def read_idx_pair(
 
 
 def write_idx(path: str | Path, array: npt.NDArray[np.uint8]) -> None:
-    """Write a uint8 array as IDX (gzip when the name ends in .gz). Used by tests and tools."""
+    """Write a uint8 array as IDX (gzip when the name ends in .gz). Used by tests and tools.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write, atomically; a name ending in ``.gz`` is gzip-compressed.
+    array : ndarray of uint8, shape (N, H, W)
+        The data, of any shape (``(N,)`` for labels); other dtypes are cast to uint8.
+    """
     path = Path(path)
     a = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
@@ -136,10 +205,27 @@ def _labels_vector(path: Path, key: str, labels: object) -> npt.NDArray[np.int64
 def load_mat(path: str | Path) -> Splits:
     """Load MNIST from a MATLAB .mat file in one of the layouts people download.
 
-    - Roweis' ``mnist_all.mat``: ``train0``..``train9`` and ``test0``..``test9``, each (N, 784) uint8;
+    - Roweis' ``mnist_all.mat``: ``train0``..``train9`` and ``test0``..``test9``, each (N, 784)
+      uint8;
     - ``trainX``/``trainY``/``testX``/``testY``: images (N, 784), labels (N,), (N, 1) or one-hot;
     - mldata's ``mnist-original.mat``: ``data`` (784, 70000) and ``label`` (1, 70000), where the
       first 60,000 columns are the training set.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.mat`` file (MATLAB v5 or v7, not v7.3).
+
+    Returns
+    -------
+    Splits
+        The training and test images, flat rows of a square length as square images
+        (`as_images`), and their int64 labels.
+
+    Raises
+    ------
+    DatasetError
+        When the file is missing, not a readable MATLAB file, or in none of these layouts.
     """
     path = Path(path)
     if not path.is_file():
@@ -184,7 +270,27 @@ def load_mat(path: str | Path) -> Splits:
 
 
 def load_npz(path: str | Path) -> Splits:
-    """Load the Keras layout: an .npz with ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
+    """Load the Keras layout: an .npz with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+
+    Labels may be a vector, a column (N, 1) or one-hot rows (N, C).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file; it is read without unpickling.
+
+    Returns
+    -------
+    Splits
+        The training and test images as stored, flat rows of a square length as square images
+        (`as_images`), and their int64 labels.
+
+    Raises
+    ------
+    DatasetError
+        When the file is missing, not a readable ``.npz``, lacks one of the four arrays, holds
+        Python objects, or declares more data than it holds.
+    """
     path = Path(path)
     needed = ("x_train", "y_train", "x_test", "y_test")
     try:
@@ -238,11 +344,24 @@ def _check_npy_size(path: Path, archive: zipfile.ZipFile, key: str) -> None:
 
 
 def as_images(X: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    """Flat rows whose length is a square, side 2 or more, as square images: (N, 784) -> (N, 28, 28).
+    """Flat rows whose length is a square, side 2 or more, as square images.
+
+    For MNIST, (N, 784) -> (N, 28, 28).
 
     The .mat, CSV and many .npz files store each image as one row, row by row (784 = 28 x 28);
     read as images, they train with the augmentation and shape normalization that need a height
     and a width. Other arrays are returned as they are.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, D)
+        Flat rows, or images already ``(N, H, W)``.
+
+    Returns
+    -------
+    ndarray, shape (N, side, side)
+        ``X`` reshaped to square images when ``D = side * side`` with ``side >= 2``, else
+        ``X`` itself.
     """
     if X.ndim != 2:
         return X
@@ -252,7 +371,27 @@ def as_images(X: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
 
 def checked_splits(path: Path, s: Splits) -> Splits:
     """Common checks: numeric images, one label per image, the same image size in train and test.
-    Flat rows of a square length come back as square images (`as_images`)."""
+
+    Flat rows of a square length come back as square images (`as_images`).
+
+    Parameters
+    ----------
+    path : Path
+        The file or folder the splits came from, for the error message.
+    s : Splits
+        The splits as read.
+
+    Returns
+    -------
+    Splits
+        The same arrays, flat rows of a square length reshaped to square images.
+
+    Raises
+    ------
+    DatasetError
+        When the images are not numbers, not at least 2-D, empty, not one per label, or of
+        another size in the test split than in the training split.
+    """
     for name, X, y in (("train", s.X_train, s.y_train), ("test", s.X_test, s.y_test)):
         if X.dtype.kind not in "uif":
             raise DatasetError(f"{path}: {name} images have dtype {X.dtype}, expected numbers")
@@ -270,7 +409,24 @@ def checked_splits(path: Path, s: Splits) -> Splits:
 
 
 def load_csv(path: str | Path) -> Splits:
-    """A labelled digits CSV (Kaggle's ``train.csv``), its test split held out (`held_out_test`)."""
+    """A labelled digits CSV (Kaggle's ``train.csv``), its test split held out (`held_out_test`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file, the label in its first column (`handnet.data.csvfile`).
+
+    Returns
+    -------
+    Splits
+        Square images (N, side, side) of the file's pixels and their labels, one seventh of
+        them held out as the test split.
+
+    Raises
+    ------
+    DatasetError
+        When the file cannot be read as digits or has no label column.
+    """
     path = Path(path)
     digits = read_csv(path)
     if digits.y is None:
@@ -282,6 +438,26 @@ def load_csv(path: str | Path) -> Splits:
 
 
 def labelled_splits(path: Path, X: npt.NDArray[np.generic], y: npt.NDArray[np.int64]) -> Splits:
-    """Train and test splits of one labelled set, the test images held out (`held_out_test`)."""
+    """Train and test splits of one labelled set, the test images held out (`held_out_test`).
+
+    Parameters
+    ----------
+    path : Path
+        Where the set came from; names it in error messages.
+    X : ndarray, shape (N, H, W)
+        The images, or flat rows ``(N, D)``.
+    y : ndarray of int64, shape (N,)
+        Their labels.
+
+    Returns
+    -------
+    Splits
+        The checked splits (`checked_splits`); the same images are held out every time.
+
+    Raises
+    ------
+    DatasetError
+        When the set is too small to hold out a test split or fails `checked_splits`.
+    """
     tr, te = held_out_test(y, str(path))
     return checked_splits(path, Splits(X[tr], y[tr], X[te], y[te]))

@@ -1,4 +1,4 @@
-"""Shape normalization: what is done to every digit before training, and again before each prediction.
+"""Shape normalization: what is done to every digit before training and before each prediction.
 
 Two optional steps, in this order:
 
@@ -14,9 +14,10 @@ Two optional steps, in this order:
    20 pixels: each member sees the digits differently, so their mistakes differ more than those
    of members trained on the same images.
 
-Both read the images bilinearly (`handnet.data.augment.sample_bilinear`) and round back to uint8, so a
-normalized dataset is again a uint8 dataset. A model records its `Geometry` and applies it to
-every input, so evaluation, prediction and committees see digits made the way it was trained on.
+Both read the images bilinearly (`handnet.data.augment.sample_bilinear`) and round back to uint8,
+so a normalized dataset is again a uint8 dataset. A model records its `Geometry` and applies it
+to every input, so evaluation, prediction and committees see digits made the way it was trained
+on.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def ink_width(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     bilinear sampler reads it), and the width is the distance between its outermost crossings of
     INK. So a 1-pixel stroke is about 1 pixel wide, not as wide as the count of its grey columns,
     and scaling the image by s scales this width by s.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (N, H, W)
+        Images, ink bright, in [0, 1].
+
+    Returns
+    -------
+    ndarray of float32, shape (N,)
+        Each image's ink width in pixels; 0 for a blank image.
     """
     N, _, W = x.shape
     p = np.zeros((N, W + 2), np.float32)  # zero columns on both sides: every crossing is inside
@@ -76,8 +87,29 @@ def _normalize_width_unit(x: npt.NDArray[np.float32], width: int) -> npt.NDArray
 def normalize_width(
     images: npt.NDArray[np.generic], image_shape: tuple[int, ...], width: int
 ) -> npt.NDArray[np.uint8]:
-    """Raw images (uint8 or floats in [0, 1], (N, H, W) or (N, H * W)) with each digit's ink
-    scaled horizontally to ``width`` pixels; uint8 (N, H, W)."""
+    """Raw images with each digit's ink scaled horizontally to ``width`` pixels.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, H, W)
+        Raw images, uint8 or floats in [0, 1], or flat rows ``(N, H * W)``.
+    image_shape : tuple of int
+        ``(H, W)``, the shape of one image.
+    width : int
+        The ink width to scale to, in pixels.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, H, W)
+        The width-normalized images; a blank image stays blank.
+
+    Raises
+    ------
+    ConfigError
+        When ``image_shape`` is not ``(H, W)``.
+    DatasetError
+        When the images hold NaN, inf or values outside [0, 255].
+    """
     return map_unit_images(
         images, image_shape, lambda x: _normalize_width_unit(x, width), "width normalization"
     )
@@ -85,7 +117,23 @@ def normalize_width(
 
 @dataclass(frozen=True)
 class Geometry:
-    """The shape normalization of a dataset or model: deskew, then normalize widths (0: keep)."""
+    """The shape normalization of a dataset or model: deskew, then normalize widths (0: keep).
+
+    A Geometry is false when it has no step (`PLAIN`).
+
+    Parameters
+    ----------
+    deskew : bool, default=False
+        Shear each digit upright (`handnet.data.deskew`).
+    width : int, default=0
+        Scale each digit's ink to this many pixels wide, 2 to MAX_WIDTH; 0 keeps the widths.
+
+    Raises
+    ------
+    ConfigError
+        When ``deskew`` is not a bool or ``width`` is not 0 or a whole number in
+        [2, MAX_WIDTH].
+    """
 
     deskew: bool = False
     width: int = 0
@@ -106,7 +154,25 @@ class Geometry:
     def apply(
         self, images: npt.NDArray[np.generic], image_shape: tuple[int, ...]
     ) -> npt.NDArray[np.generic]:
-        """The images with every step applied (uint8 (N, H, W)); unchanged if there is none."""
+        """The images with every step applied (uint8 (N, H, W)); unchanged if there is none.
+
+        Parameters
+        ----------
+        images : ndarray, shape (N, H, W)
+            Raw images, uint8 or floats in [0, 1], or flat rows ``(N, H * W)``.
+        image_shape : tuple of int
+            ``(H, W)``, the shape of one image.
+
+        Returns
+        -------
+        ndarray, shape (N, H, W)
+            The normalized images, uint8; ``images`` itself when there is no step.
+
+        Raises
+        ------
+        ConfigError
+            When there is a step and ``image_shape`` is not ``(H, W)``.
+        """
         if self.deskew:
             images = deskew(images, image_shape)
         if self.width:
@@ -114,7 +180,13 @@ class Geometry:
         return images
 
     def describe(self) -> str:
-        """For people: e.g. "deskewed, width 14 px"; "" when there is no step."""
+        """For people: e.g. "deskewed, width 14 px"; "" when there is no step.
+
+        Returns
+        -------
+        str
+            The steps, joined by commas.
+        """
         parts = ["deskewed"] * self.deskew + [f"width {self.width} px"] * (self.width > 0)
         return ", ".join(parts)
 

@@ -122,7 +122,27 @@ class _Reader:
 
 
 def read_mat5(where: str, raw: bytes) -> dict[str, npt.NDArray[np.generic]]:
-    """Every numeric variable of a MATLAB v5 file, by name."""
+    """Every numeric variable of a MATLAB v5 file, by name.
+
+    Parameters
+    ----------
+    where : str
+        The file's name, for error messages.
+    raw : bytes
+        The file's whole content.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Each numeric variable in its MATLAB class's dtype and MATLAB's shape, at least 2-D:
+        ``(rows, columns)``, or more dimensions. Variables of other classes are left out.
+
+    Raises
+    ------
+    DatasetError
+        When the file is not MATLAB v5/v7 (v7.3 is HDF5), is malformed or truncated, or holds
+        a complex variable.
+    """
     if len(raw) < 128:
         raise DatasetError(f"{where}: not a MATLAB file (only {len(raw)} bytes)")
     version, mark = raw[124:126], raw[126:128]

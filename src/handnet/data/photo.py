@@ -79,6 +79,25 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> FloatImag
 
     Transparent pixels become white paper; EXIF rotation (phone photos) is applied. ``name``
     labels error messages; it defaults to the path, or "image" for bytes.
+
+    Parameters
+    ----------
+    source : str, Path or bytes
+        The image file's path, or its content.
+    name : str, optional
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        The grayscale image in [0, 1], 1 being white; 16-bit and float images are scaled by
+        their maximum.
+
+    Raises
+    ------
+    ImageError
+        When the file cannot be opened or decoded, is not one of FORMATS, or has more than
+        MAX_PIXELS pixels.
     """
     Image, ImageOps = _pil()
     label = name or (str(source) if isinstance(source, str | Path) else "image")
@@ -123,6 +142,26 @@ def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
     The background level and its noise come from the image's border: level = median, noise =
     1.4826 * median absolute deviation (a robust sigma). Pixels within NOISE_SIGMAS of the
     background become 0, so paper texture and sensor noise do not count as ink.
+
+    Parameters
+    ----------
+    gray : array-like, shape (H, W)
+        A grayscale image in [0, 1], ink dark or light (`load_image`).
+    name : str, default="image"
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        The ink in [0, 1] on a background of 0.
+
+    Raises
+    ------
+    ImageError
+        When ``gray`` is not a 2-D image.
+    NoInkError
+        When the image is blank: its ink differs from the background by less than
+        MIN_CONTRAST.
     """
     g = np.asarray(gray, dtype=np.float32)
     if g.ndim != 2 or g.size == 0:
@@ -143,11 +182,30 @@ def ink_image(gray: npt.ArrayLike, name: str = "image") -> FloatImage:
 
 
 def clean_ink(x: FloatImage, name: str) -> npt.NDArray[np.bool_]:
-    """The pixels of ``x`` (from `ink_image`) that belong to digits: those above INK_THRESHOLD,
-    less what is not a digit: the lines of ruled or squared paper (`_without_rules`); pieces that
-    run across the frame (touching two of its sides: a table edge, a shadow, a margin line), when
-    a digit-sized piece lies elsewhere; then specks, connected pieces with less than
-    SPECK_FRACTION of the largest remaining piece's ink. Raises NoInkError when nothing is left."""
+    """The pixels of ``x`` (from `ink_image`) that belong to digits.
+
+    Those are the pixels above INK_THRESHOLD, less what is not a digit: the lines of ruled or
+    squared paper (`_without_rules`); pieces that run across the frame (touching two of its
+    sides: a table edge, a shadow, a margin line), when a digit-sized piece lies elsewhere; then
+    specks, connected pieces with less than SPECK_FRACTION of the largest remaining piece's ink.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (H, W)
+        Bright ink on a zero background, in [0, 1] (`ink_image`).
+    name : str
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+        True on the digits' pixels.
+
+    Raises
+    ------
+    NoInkError
+        When nothing is left: the image is blank, or holds only the lines of ruled paper.
+    """
     from scipy import ndimage  # imported here: it adds a quarter second to `import handnet`
 
     ink, ruled = _without_rules(x > INK_THRESHOLD)
@@ -250,7 +308,18 @@ def _resize(x: FloatImage, width: int, height: int) -> FloatImage:
 
 
 def stroke_width(x: FloatImage) -> float:
-    """Mean stroke width of the ink in pixels: area / half the boundary length (w = 2A/P)."""
+    """Mean stroke width of the ink in pixels: area / half the boundary length (w = 2A/P).
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (h, w)
+        Bright ink in [0, 1]; pixels above 0.5 are the ink.
+
+    Returns
+    -------
+    float
+        The mean stroke width in pixels; 0 when no pixel is above 0.5.
+    """
     from scipy import ndimage
 
     ink = x > 0.5
@@ -293,14 +362,43 @@ def _thicken(x: FloatImage, width: float) -> FloatImage:
 
 
 def centre_of_mass(x: FloatImage) -> tuple[float, float]:
-    """(row, column) of the intensity-weighted mean position: sum(x * r) / sum(x)."""
+    """(row, column) of the intensity-weighted mean position: sum(x * r) / sum(x).
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (h, w)
+        Intensities, the weights; their sum must be positive.
+
+    Returns
+    -------
+    row : float
+        The mean row, in pixels from the top.
+    column : float
+        The mean column, in pixels from the left.
+    """
     total = float(x.sum())
     r, c = np.indices(x.shape)
     return float((x * r).sum() / total), float((x * c).sum() / total)
 
 
 def fit_to_field(x: FloatImage, field: int = 28, box: int = 20) -> FloatImage:
-    """Scale the cropped ink to fit ``box`` (aspect kept) and centre its mass in ``field``."""
+    """Scale the cropped ink to fit ``box`` (aspect kept) and centre its mass in ``field``.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (h, w)
+        Ink in [0, 1], cropped to its bounding box.
+    field : int, default=28
+        The side of the square output.
+    box : int, default=20
+        The side of the square the ink is scaled to fit.
+
+    Returns
+    -------
+    ndarray of float32, shape (field, field)
+        The ink scaled with anti-aliasing, its centre of mass on the field's centre (as near as
+        whole-pixel shifts that keep it inside allow).
+    """
     h, w = x.shape
     s = box / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
@@ -318,13 +416,58 @@ def fit_to_field(x: FloatImage, field: int = 28, box: int = 20) -> FloatImage:
 
 def preprocess_digit(gray: npt.ArrayLike, *, field: int = 28, name: str = "image") -> FloatImage:
     """A grayscale image (any size, ink dark or light) -> a (field, field) float32 MNIST-like
-    input in [0, 1] with white ink on black."""
+    input in [0, 1] with white ink on black.
+
+    These are steps 2 to 8 of the module docstring.
+
+    Parameters
+    ----------
+    gray : array-like, shape (H, W)
+        A grayscale image in [0, 1] (`load_image`).
+    field : int, default=28
+        The side of the square input made.
+    name : str, default="image"
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of float32, shape (field, field)
+        The MNIST-like input.
+
+    Raises
+    ------
+    ImageError
+        When ``gray`` is not a 2-D image.
+    NoInkError
+        When the image holds no digit: it is blank, or its ink is only a dot or ruled lines.
+    """
     return digit_to_field(_crop_to_ink(ink_image(gray, name), name), field=field, name=name)
 
 
 def digit_to_field(x: FloatImage, *, field: int = 28, name: str = "image") -> FloatImage:
-    """One digit's ink, cropped to it (bright on 0, from `ink_image`), as a (field, field) input:
-    steps 5 to 8. Raises NoInkError when the ink is only a dot."""
+    """One digit's ink, cropped to it (bright on 0, from `ink_image`), as a (field, field) input.
+
+    These are steps 5 to 8 of the module docstring.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (h, w)
+        The digit's ink in [0, 1] on 0, cropped to its bounding box.
+    field : int, default=28
+        The side of the square input made.
+    name : str, default="image"
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of float32, shape (field, field)
+        The MNIST-like input, white ink on black.
+
+    Raises
+    ------
+    NoInkError
+        When the ink is only a dot.
+    """
     box = round(field * 20 / 28)
     x = _shrink(x, 8 * box)  # the working size: strokes are measured and thickened here
     width = stroke_width(x)
@@ -334,4 +477,16 @@ def digit_to_field(x: FloatImage, *, field: int = 28, name: str = "image") -> Fl
 
 
 def to_uint8(x: FloatImage) -> npt.NDArray[np.uint8]:
+    """An image in [0, 1] as 8-bit pixels, round(255 x), values outside [0, 1] clipped.
+
+    Parameters
+    ----------
+    x : ndarray of float32, shape (H, W)
+        The image, such as a `preprocess_digit` output; any shape works.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W)
+        The pixels in [0, 255], of the shape of ``x``.
+    """
     return np.asarray(np.round(np.clip(x, 0, 1) * 255), dtype=np.uint8)

@@ -31,6 +31,20 @@ IDX_FILES = (
 
 @dataclass(frozen=True)
 class NamedDataset:
+    """A dataset handnet knows by name: its classes and where its IDX files come from.
+
+    Parameters
+    ----------
+    name : str
+        The name, as ``--dataset`` takes it.
+    classes : tuple of str
+        The class names; label ``k`` is ``classes[k]``.
+    mirror : str or None
+        The base URL of the upstream IDX files; None for the bundled MNIST.
+    md5 : dict of str to str
+        The MD5 checksum upstream publishes for each of its ``.gz`` files, by file name.
+    """
+
     name: str
     classes: tuple[str, ...]
     mirror: str | None  # base URL of the upstream IDX files; None for the bundled MNIST
@@ -77,7 +91,13 @@ DEBIAN_DIR = Path("/usr/share/datasets")
 
 
 def cache_dir() -> Path:
-    """The user cache: ``$HANDNET_CACHE`` if set, else ``~/.cache/handnet``."""
+    """The user cache: ``$HANDNET_CACHE`` if set, else ``~/.cache/handnet``.
+
+    Returns
+    -------
+    Path
+        The cache folder; it may not exist yet.
+    """
     env = os.environ.get("HANDNET_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "handnet"
 
@@ -91,7 +111,24 @@ def _idx_file(directory: Path, name: str) -> Path:
 
 
 def read_idx_dir(directory: Path) -> Splits:
-    """Read the four standard IDX files, each gzipped or not, from one directory."""
+    """Read the four standard IDX files, each gzipped or not, from one directory.
+
+    Parameters
+    ----------
+    directory : Path
+        The folder holding the files of IDX_FILES, or the same files gunzipped.
+
+    Returns
+    -------
+    Splits
+        The training and test images (N, H, W) and their labels.
+
+    Raises
+    ------
+    DatasetError
+        When a file is missing or invalid, or the splits fail
+        `handnet.data.formats.checked_splits`.
+    """
     tr_x, tr_y, te_x, te_y = (_idx_file(directory, f) for f in IDX_FILES)
     X_tr, y_tr = read_idx_pair(tr_x, tr_y)
     X_te, y_te = read_idx_pair(te_x, te_y)
@@ -107,11 +144,29 @@ def _sha256(path: Path) -> str:
 
 
 def bundled_mnist_dir() -> Path:
+    """The folder inside the installed package that holds the bundled MNIST.
+
+    Returns
+    -------
+    Path
+        ``handnet/data/mnist``: the four IDX files and their SHA256SUMS.
+    """
     return Path(str(resources.files("handnet") / "data" / "mnist"))
 
 
 def load_bundled_mnist() -> Splits:
-    """The MNIST copy inside the package, verified against its SHA256SUMS on every load."""
+    """The MNIST copy inside the package, verified against its SHA256SUMS on every load.
+
+    Returns
+    -------
+    Splits
+        MNIST's 60,000 training and 10,000 test images, uint8 (N, 28, 28), and their labels.
+
+    Raises
+    ------
+    DatasetError
+        When a file does not match its checksum.
+    """
     d = bundled_mnist_dir()
     sums = (d / "SHA256SUMS").read_text().split("\n")
     for line in filter(None, sums):
@@ -122,7 +177,30 @@ def load_bundled_mnist() -> Splits:
 
 
 def download(url: str, dest: Path, md5: str, *, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` atomically; on a checksum mismatch delete it and raise."""
+    """Fetch ``url`` to ``dest`` atomically; on a checksum mismatch delete it and raise.
+
+    Parameters
+    ----------
+    url : str
+        The file to fetch (http, https or file).
+    dest : Path
+        Where to write it; its folder is created. It is replaced only by a complete file with
+        the right checksum.
+    md5 : str
+        The expected MD5 checksum, in hex.
+    timeout : float, default=60.0
+        Seconds to wait for the server, per connection attempt and read.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Raises
+    ------
+    DatasetError
+        When the download fails, the URL is malformed, or the checksum differs.
+    """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.md5(usedforsecurity=False)
@@ -155,7 +233,32 @@ def _checked_mirror(url: str) -> str:
 
 
 def load_named(name: str, *, data_dir: Path | None = None, mirror: str | None = None) -> Splits:
-    """Load a named dataset, searching disk first and downloading only when nothing is found."""
+    """Load a named dataset, searching disk first and downloading only when nothing is found.
+
+    The folders searched are ``data_dir``, ``data_dir/name``, the user cache (`cache_dir`) and
+    Debian's ``/usr/share/datasets/name``; MNIST without a ``data_dir`` is the bundled copy.
+    Downloads go to the user cache.
+
+    Parameters
+    ----------
+    name : str
+        A key of `DATASETS`.
+    data_dir : Path, optional
+        The folder to search first.
+    mirror : str, optional
+        The base URL to download from instead of the dataset's upstream (http, https or file).
+
+    Returns
+    -------
+    Splits
+        The training and test images (N, 28, 28) and their labels.
+
+    Raises
+    ------
+    DatasetError
+        When the name is unknown, MNIST is not in ``data_dir``, the mirror is not a URL, a
+        download fails, or the files are invalid.
+    """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
     if name == "mnist" and data_dir is None:
