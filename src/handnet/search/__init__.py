@@ -1,1 +1,1 @@
-"""Hyperparameter search with Optuna: the space, the study, its storage, results, plots and report."""
+"""Hyperparameter search with Optuna: the space, the study, its storage, results, plots, report."""

@@ -41,6 +41,22 @@ def _last(t: FrozenTrial) -> float:
 
 
 def params_figure(study: optuna.Study) -> Figure:
+    """Validation accuracy against each hyperparameter, one panel per parameter.
+
+    Completed trials are dots, pruned ones crosses (at the last epoch they reported), the best
+    trial a star. A range's axis spans the searched range, log where it was drawn
+    log-uniformly; a choice's axis has a tick per choice.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+
+    Returns
+    -------
+    Figure
+        The figure, not yet rendered (`handnet.report.plots.png_bytes` renders it).
+    """
     done, pruned = _points(study)
     dists: dict[str, optuna.distributions.BaseDistribution] = {}
     for t in done + pruned:
@@ -113,6 +129,21 @@ def _positions(dist: optuna.distributions.BaseDistribution, xs: object) -> list[
 
 
 def history_figure(study: optuna.Study) -> Figure:
+    """Each trial's validation accuracy by trial number, and the best so far.
+
+    Pruned trials are shown at the last epoch they reported; failed trials have no accuracy,
+    so the legend only counts them.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+
+    Returns
+    -------
+    Figure
+        The figure, not yet rendered.
+    """
     done, pruned = _points(study)
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -153,6 +184,21 @@ def history_figure(study: optuna.Study) -> Figure:
 
 
 def importances_figure(study: optuna.Study) -> Figure:
+    """How much of the validation accuracy's variation each hyperparameter explains.
+
+    The importances are Optuna's PED-ANOVA ones, most important on top. With too few
+    completed trials, or no parameter that varied, the figure says why instead.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+
+    Returns
+    -------
+    Figure
+        The figure, not yet rendered.
+    """
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(f"{study.study_name}: parameter importances (PED-ANOVA)")
@@ -178,6 +224,20 @@ def importances_figure(study: optuna.Study) -> Figure:
 
 
 def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Draw the study's three figures and write them as PNGs into ``out_dir``, atomically.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    out_dir : Path
+        The directory the files go into (usually the study's folder).
+
+    Returns
+    -------
+    list of Path
+        ``search-params.png``, ``search-history.png`` and ``search-importances.png``.
+    """
     figures = {
         "search-params.png": params_figure,
         "search-history.png": history_figure,

@@ -2,7 +2,8 @@
 
 ``handnet report --study NAME`` writes ``<runs>/<study>/report.html`` from the template
 ``study.html``, which extends the run page's ``base.html`` (`handnet.report.html.render`), and
-``best-report.html`` beside it: the full run page of the best trial's model. The best model is evaluated on the test set once (`finalize_best`).
+``best-report.html`` beside it: the full run page of the best trial's model. The best model is
+evaluated on the test set once (`finalize_best`).
 Failed trials are listed under the ranked ones, greyed, with their reason.
 """
 
@@ -89,6 +90,27 @@ def _best_rows(record: dict[str, Any]) -> list[tuple[str, object]]:
 def study_report(
     study: optuna.Study, record: dict[str, Any] | None, link: str | None, top: int = 20
 ) -> str:
+    """The study's HTML page: counts, leaderboard, failed trials, the best trial and the plots.
+
+    The plots are drawn only once a trial has completed.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    record : dict of str to Any or None
+        The best trial's record, as `finalize_best` returns it; None when there is none.
+    link : str or None
+        The best run's page, relative to the study page (``best-report.html``); None when it
+        was not written.
+    top : int, default 20
+        How many completed trials the leaderboard ranks; every failed trial is listed too.
+
+    Returns
+    -------
+    str
+        The self-contained HTML page.
+    """
     counts = state_counts(study)
     summary = [
         ("trials", str(sum(counts.values()))),
@@ -127,7 +149,28 @@ def write_study_report(
     data_dir: Path | None = None,
     mirror: str | None = None,
 ) -> Path:
-    """Write the study page (and the best run's page beside it) into ``study_dir``."""
+    """Write the study page (and the best run's page beside it) into ``study_dir``.
+
+    The best model is copied out and evaluated on the test set once (`finalize_best`); its
+    run page shows that evaluation, since a trial's model records no test metrics. Where the
+    best model is not on this machine, only the study page is written, saying so.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    study_dir : Path
+        The study's folder; ``report.html`` and ``best-report.html`` go into it.
+    data_dir : Path or None, optional
+        Where the dataset files are.
+    mirror : str or None, optional
+        Where to download the dataset from.
+
+    Returns
+    -------
+    Path
+        The study page written (``study_dir / "report.html"``).
+    """
     record = finalize_best(study, study_dir, data_dir=data_dir, mirror=mirror)
     link = None
     if record and "missing" not in record:

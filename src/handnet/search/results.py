@@ -25,22 +25,70 @@ BEST_NAME = "best.safetensors"
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
+    """How many of the study's trials are in each state.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+
+    Returns
+    -------
+    dict of str to int
+        Count by state name in lower case (``complete``, ``fail``, ``running``, ...), sorted
+        by name; states no trial is in are left out.
+    """
     c = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     return dict(sorted(c.items()))
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials, best validation accuracy first (ties: the earlier trial)."""
+    """Completed trials, best validation accuracy first (ties: the earlier trial).
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+
+    Returns
+    -------
+    list of FrozenTrial
+        The completed trials, ranked.
+    """
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return sorted(done, key=lambda t: (-(t.value or 0.0), t.number))
 
 
 def fmt_param(v: Any) -> str:
+    """A hyperparameter's value as the tables show it: floats to 3 significant digits.
+
+    Parameters
+    ----------
+    v : Any
+        The value.
+
+    Returns
+    -------
+    str
+        ``f"{v:.3g}"`` for a float, else ``str(v)``.
+    """
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def fail_reason(t: FrozenTrial) -> str:
-    """Why a trial failed, as recorded (diverged, interrupted, its worker died, skipped)."""
+    """Why a trial failed, as recorded (diverged, interrupted, its worker died, skipped).
+
+    Parameters
+    ----------
+    t : FrozenTrial
+        A failed trial.
+
+    Returns
+    -------
+    str
+        Its ``fail_reason`` (or ``skipped``) user attribute; else ``no reason recorded``, with
+        its worker when known (a trial failed by Optuna's heartbeat check, say).
+    """
     a = t.user_attrs
     if a.get("fail_reason") or a.get("skipped"):
         return str(a.get("fail_reason") or a.get("skipped"))
@@ -54,12 +102,41 @@ def trial_model(study_dir: Path, t: FrozenTrial) -> Path:
     Trials store ``trials/RUN/RUN.safetensors``; studies of handnet <= 0.4 stored the path as it
     was written (``OUT/STUDY/trials/RUN/RUN.safetensors``, relative to the search's working
     directory), which ends the same way.
+
+    Parameters
+    ----------
+    study_dir : Path
+        The study's folder, as given on the command line.
+    t : FrozenTrial
+        A trial that stored its model (user attribute ``model``).
+
+    Returns
+    -------
+    Path
+        ``study_dir / "trials/RUN/RUN.safetensors"``; the file need not exist.
     """
     return study_dir.joinpath(*Path(t.user_attrs["model"]).parts[-3:])
 
 
 def leaderboard(study: optuna.Study, study_dir: Path, top: int = 10) -> str:
-    """The ``top`` completed trials as a fixed-width table, with the state counts above it."""
+    """The ``top`` completed trials as a fixed-width table, with the state counts above it.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    study_dir : Path
+        The study's folder, against which the model paths are shown.
+    top : int, default 10
+        How many trials are listed.
+
+    Returns
+    -------
+    str
+        The text: a line of counts, then a header and one row per trial (rank, trial,
+        validation accuracy, parameters, seconds, model); ``no completed trial yet`` instead
+        of the table when there is none.
+    """
     counts = state_counts(study)
     total = sum(counts.values())
     lines = [
@@ -106,6 +183,26 @@ def finalize_best(
     ``best_test``) and in ``best.json``, and reused until a better trial appears. The record
     returned has the paths of both models in ``study_dir``; where the best model is not on this
     machine, it says so under ``missing`` (and has no ``best``).
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    study_dir : Path
+        The study's folder: the trials' models are read from it and ``best.safetensors`` and
+        ``best.json`` are written into it.
+    data_dir : Path or None, optional
+        Where the dataset files are.
+    mirror : str or None, optional
+        Where to download the dataset from.
+
+    Returns
+    -------
+    dict of str to Any or None
+        None when no trial has completed. Else ``trial``, ``params``, ``val_accuracy``,
+        ``model`` (the trial's model path) and ``best`` (the copy's path, or None); the test
+        results ``test_accuracy``, ``test_loss`` and ``test_per_class_accuracy`` once
+        evaluated; and ``missing`` (see `not_here`) when the model is not here.
     """
     best = ranked(study)[:1]
     if not best:
@@ -151,7 +248,21 @@ def _test_once(
 
 
 def not_here(t: FrozenTrial, path: Path) -> str:
-    """Why trial ``t``'s model at ``path`` cannot be read here, and what to do about it."""
+    """Why trial ``t``'s model at ``path`` cannot be read here, and what to do about it.
+
+    Parameters
+    ----------
+    t : FrozenTrial
+        The trial; its ``host`` and ``pid`` user attributes say where it ran.
+    path : Path
+        Where its model file was looked for.
+
+    Returns
+    -------
+    str
+        One sentence: trained on another machine (run ``handnet search --summary`` there), or
+        missing from this folder.
+    """
     host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
     if host is not None and host != HOST:
         return (
@@ -162,6 +273,19 @@ def not_here(t: FrozenTrial, path: Path) -> str:
 
 
 def best_line(record: dict[str, Any] | None) -> str:
+    """The one line that says which trial is best, printed after a search and a summary.
+
+    Parameters
+    ----------
+    record : dict of str to Any or None
+        What `finalize_best` returned.
+
+    Returns
+    -------
+    str
+        ``best: trial N  val X%``, with the test accuracy once evaluated, then where the best
+        model is or why it is not here; ``best: none (no completed trial)`` for None.
+    """
     if record is None:
         return "best: none (no completed trial)"
     line = f"best: trial {record['trial']}  val {record['val_accuracy']:.2%}"

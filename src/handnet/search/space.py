@@ -58,7 +58,24 @@ def _check_not_data(name: str, where: str) -> None:
 
 @dataclass(frozen=True)
 class Param:
-    """One searched hyperparameter: a float or int range (optionally log) or a list of choices."""
+    """One searched hyperparameter: a float or int range (optionally log) or a list of choices.
+
+    Parameters
+    ----------
+    name : str
+        ``hidden_units`` or a `TrainConfig` field; it is also the name of the trial's
+        parameter in the study.
+    kind : str
+        ``"float"``, ``"int"`` or ``"choice"``.
+    low : float, default 0.0
+        The lowest value of a range (inclusive).
+    high : float, default 0.0
+        The highest value of a range (inclusive).
+    log : bool, default False
+        Draw a range log-uniformly (equal mass per decade); then ``low > 0``.
+    choices : tuple of Any, default ()
+        The values of a ``"choice"`` parameter.
+    """
 
     name: str
     kind: str  # "float", "int" or "choice"
@@ -68,6 +85,18 @@ class Param:
     choices: tuple[Any, ...] = ()
 
     def suggest(self, trial: Any) -> Any:
+        """Draw this parameter's value for ``trial``.
+
+        Parameters
+        ----------
+        trial : optuna.Trial
+            The trial the value is drawn for (and recorded in).
+
+        Returns
+        -------
+        Any
+            A float, an int, or one of ``choices``.
+        """
         if self.kind == "float":
             return trial.suggest_float(self.name, self.low, self.high, log=self.log)
         if self.kind == "int":
@@ -75,6 +104,13 @@ class Param:
         return trial.suggest_categorical(self.name, list(self.choices))
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameter as its ``[params.<name>]`` table of a space file.
+
+        Returns
+        -------
+        dict of str to Any
+            ``{"choices": [...]}``, or ``type``, ``low``, ``high`` and ``log`` for a range.
+        """
         if self.kind == "choice":
             return {"choices": list(self.choices)}
         return {"type": self.kind, "low": self.low, "high": self.high, "log": self.log}
@@ -82,11 +118,41 @@ class Param:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """The hyperparameters a search varies, and the settings every trial shares.
+
+    Parameters
+    ----------
+    params : tuple of Param
+        The searched hyperparameters.
+    fixed : tuple of tuple of (str, Any), default ()
+        (setting, value) pairs every trial shares, sorted by setting.
+    """
+
     params: tuple[Param, ...]
     fixed: tuple[tuple[str, Any], ...] = ()  # settings shared by every trial
 
     def config(self, trial: Any, base: TrainConfig) -> TrainConfig:
-        """Draw every parameter from ``trial`` and lay the draw over ``base`` and ``fixed``."""
+        """Draw every parameter from ``trial`` and lay the draw over ``base`` and ``fixed``.
+
+        ``hidden_units`` becomes one hidden layer of that width.
+
+        Parameters
+        ----------
+        trial : optuna.Trial
+            The trial the values are drawn for.
+        base : TrainConfig
+            The settings the search was started with; ``fixed`` and the draw override them.
+
+        Returns
+        -------
+        TrainConfig
+            The trial's config.
+
+        Raises
+        ------
+        ConfigError
+            When the resulting config is not valid.
+        """
         values = base.to_dict() | dict(self.fixed)
         for p in self.params:
             v = p.suggest(trial)
@@ -97,6 +163,13 @@ class SearchSpace:
         return TrainConfig.from_dict(values, where=f"trial {getattr(trial, 'number', '?')}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The space as a space file's tables (`space_from_dict` reads it back).
+
+        Returns
+        -------
+        dict of str to Any
+            ``{"params": {name: table, ...}, "fixed": {setting: value, ...}}``.
+        """
         return {"params": {p.name: p.to_dict() for p in self.params}, "fixed": dict(self.fixed)}
 
 
@@ -155,6 +228,29 @@ def _param(name: str, spec: Any, where: str) -> Param:
 
 
 def space_from_dict(d: dict[str, Any], where: str = "space") -> SearchSpace:
+    """Read and check a search space from a space file's tables.
+
+    Each parameter's range or choices is checked, and ``fixed`` must make a valid config on
+    its own; no setting that decides the data (`DATA_SETTINGS`) may be searched or fixed.
+
+    Parameters
+    ----------
+    d : dict of str to Any
+        The parsed file: ``params`` (a table per searched name) and optionally ``fixed``.
+    where : str, default "space"
+        What the errors name as the source (the file's path).
+
+    Returns
+    -------
+    SearchSpace
+        The space, its fixed settings sorted by name.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown table, parameter, key or setting, an empty or invalid range, a name both
+        searched and fixed, or a data setting.
+    """
     unknown = sorted(set(d) - {"params", "fixed"})
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {unknown}; expected [params.*] and [fixed]")
@@ -180,5 +276,21 @@ def space_from_dict(d: dict[str, Any], where: str = "space") -> SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
+    """Read and check a space file (TOML; see the module's docstring for its form).
 
+    Parameters
+    ----------
+    path : str or Path
+        The space file.
+
+    Returns
+    -------
+    SearchSpace
+        The space it describes.
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read or parsed, or describes no valid space.
+    """
     return space_from_dict(load_config_file(Path(path)), where=str(path))

@@ -37,12 +37,37 @@ _PASSWORD = re.compile(r"(?<=://)([^:/@?#]*:)[^?#]*(?=@)|(?<=[?&]password=)[^&#]
 
 
 def redact(url: str) -> str:
-    """``url`` fit to print: its password, if any, shown as ``***``."""
+    """``url`` fit to print: its password, if any, shown as ``***``.
+
+    Both forms are hidden: ``user:PASSWORD@`` in the authority and a ``password=...`` query
+    parameter (libpq's keyword form).
+
+    Parameters
+    ----------
+    url : str
+        A database URL.
+
+    Returns
+    -------
+    str
+        The URL with every password replaced by ``***``.
+    """
     return _PASSWORD.sub(lambda m: (m.group(1) or "") + "***", url)
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The database file of a ``sqlite:///FILE`` URL; None for other databases and ``:memory:``."""
+    """The database file of a ``sqlite:///FILE`` URL.
+
+    Parameters
+    ----------
+    url : str
+        A database URL.
+
+    Returns
+    -------
+    Path or None
+        The file; None for other databases and ``:memory:``.
+    """
     import sqlalchemy
 
     if not url.startswith("sqlite:"):
@@ -52,7 +77,20 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def storage_url(url: str) -> str:
-    """``postgresql://`` means psycopg 3 (SQLAlchemy's bare default would be psycopg2)."""
+    """The URL SQLAlchemy is given: ``postgresql://`` means psycopg 3.
+
+    SQLAlchemy's bare default would be psycopg2; ``postgres://`` is read as ``postgresql://``.
+
+    Parameters
+    ----------
+    url : str
+        A database URL as the user gives it.
+
+    Returns
+    -------
+    str
+        ``postgresql+psycopg://...`` for a PostgreSQL URL without a driver, else ``url``.
+    """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -70,7 +108,30 @@ def _lasting(e: BaseException) -> bool:
 
 
 def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
-    """Call ``fn``, retrying with backoff when racing workers collide (locked DB, duplicate study)."""
+    """Call ``fn``, retrying with backoff when racing workers collide.
+
+    A locked database, a table or row a peer created meanwhile, or a duplicate study is
+    retried up to `SETUP_RETRIES` times, waiting 0.2 s, 0.4 s, ... between tries. A wrong
+    password or a missing database is not retried.
+
+    Parameters
+    ----------
+    what : str
+        What is being set up, to start the error message (``--storage URL``).
+    fn : Callable[[], Any]
+        The setup to run.
+
+    Returns
+    -------
+    Any
+        What ``fn`` returns.
+
+    Raises
+    ------
+    HandnetError
+        When every try failed, or the failure cannot be cured by retrying; the message is
+        ``what`` and the first line of the last error.
+    """
     import sqlalchemy.exc
 
     last: BaseException | None = None
@@ -90,7 +151,14 @@ def retry_setup(what: str, fn: Callable[[], Any]) -> Any:
 
 
 def worker_tags() -> dict[str, Any]:
-    """Who runs a trial: enough to tell, on this host, whether that process still exists."""
+    """Who runs a trial: enough to tell, on this host, whether that process still exists.
+
+    Returns
+    -------
+    dict of str to Any
+        ``host`` (the host name), ``pid`` and ``pid_start`` (the process's start time in clock
+        ticks since boot, from ``/proc``; None where there is no ``/proc``).
+    """
     return {"host": HOST, "pid": os.getpid(), "pid_start": _proc_start(os.getpid())}
 
 
@@ -99,6 +167,8 @@ class TaggedStorage(RDBStorage):
 
     So a ``kill -9`` at any instant leaves no RUNNING trial that cannot be traced to its process.
     (Optuna's cache layer calls ``_create_new_trial``; that is the one place a trial is born.)
+    It is made as `optuna.storages.RDBStorage` is, with the same parameters; `open_storage`
+    makes it.
     """
 
     def _create_new_trial(
@@ -126,6 +196,27 @@ def open_storage(url: str, *, create: bool = True) -> RDBStorage:
 
     With ``create=False`` (reading a study) nothing is created: a missing SQLite file is an error,
     and no tables are added to a database that lacks them.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///FILE``, ``postgresql://...`` (or ``postgres://``; psycopg 3) or
+        ``mysql...``.
+    create : bool, default True
+        Create the SQLite file's directory, the file and the tables when missing.
+
+    Returns
+    -------
+    RDBStorage
+        A `TaggedStorage`: heartbeat every `HEARTBEAT_S` seconds, grace period `GRACE_S`.
+
+    Raises
+    ------
+    ConfigError
+        When the URL is not of a supported database, or its driver is not installed.
+    HandnetError
+        When the SQLite file is missing with ``create=False``, or the database cannot be
+        opened (see `retry_setup`).
     """
     if not url.startswith(("sqlite:", "postgresql", "postgres:", "mysql")):
         raise ConfigError(f"--storage {redact(url)!r}: expected sqlite:///FILE or postgresql://...")
@@ -197,7 +288,23 @@ def _fail_running(
 
 
 def fail_dead_local_trials(study: optuna.Study, storage: RDBStorage) -> list[int]:
-    """Mark FAIL the RUNNING trials started on this host by a process that no longer exists."""
+    """Mark FAIL the RUNNING trials started on this host by a process that no longer exists.
+
+    A process counts as gone when its pid is free or now belongs to a process started at
+    another time (a reused pid). Each trial failed gets a ``fail_reason`` unless it has one.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study whose trials are looked at.
+    storage : RDBStorage
+        The study's storage, through which the trials are marked.
+
+    Returns
+    -------
+    list of int
+        The numbers of the trials marked FAIL.
+    """
 
     def dead(a: dict[str, Any]) -> str | None:
         if a.get("host") != HOST or "pid" not in a or _alive(a["pid"], a.get("pid_start")):
@@ -208,7 +315,22 @@ def fail_dead_local_trials(study: optuna.Study, storage: RDBStorage) -> list[int
 
 
 def fail_own_trials(study: optuna.Study, storage: RDBStorage, reason: str) -> list[int]:
-    """Mark FAIL the RUNNING trials of this very process (on Ctrl-C, wherever it landed)."""
+    """Mark FAIL the RUNNING trials of this very process (on Ctrl-C, wherever it landed).
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study whose trials are looked at.
+    storage : RDBStorage
+        The study's storage, through which the trials are marked.
+    reason : str
+        The ``fail_reason`` recorded on each trial that has none yet.
+
+    Returns
+    -------
+    list of int
+        The numbers of the trials marked FAIL.
+    """
     me = worker_tags()
     return _fail_running(
         study, storage, lambda a: reason if all(a.get(k) == v for k, v in me.items()) else None

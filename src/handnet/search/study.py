@@ -49,7 +49,39 @@ from handnet.train.runs import history_csv, load_run_data, prepare_augmentation,
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How to search (the what is a `SearchSpace` laid over a base `TrainConfig`)."""
+    """How to search (the what is a `SearchSpace` laid over a base `TrainConfig`).
+
+    Parameters
+    ----------
+    study : str, default "search"
+        The study's name; its folder is ``out / study``.
+    storage : str, default ""
+        A database URL (``sqlite:///FILE`` or ``postgresql://...``); empty means
+        ``sqlite:///OUT/search.db``.
+    trials : int or None, default 20
+        The trial budget, counted over the whole study, across runs and workers (see
+        `counts_toward_budget`); None for no limit.
+    timeout : float or None, default None
+        Seconds after which this run starts no new trial; None for no limit.
+    sampler : str, default "tpe"
+        ``tpe`` or ``random`` (the seed's method); see `make_sampler`.
+    pruner : str, default "median"
+        ``median``, ``halving`` or ``none``; see `make_pruner`.
+    jobs : int, default 1
+        Worker processes on this machine.
+    sampler_seed : int or None, default None
+        The sampler's seed; None gives fresh entropy per worker.
+    out : Path, default Path("runs")
+        The folder that holds the study's folder (and the default SQLite database).
+    progress : bool, default True
+        Print one line per finished trial on stderr.
+
+    Raises
+    ------
+    ConfigError
+        When trials or jobs is below 1, the timeout is not positive, or the sampler or pruner
+        is unknown.
+    """
 
     study: str = "search"
     storage: str = ""  # a database URL; empty: sqlite:///OUT/search.db
@@ -78,10 +110,29 @@ class SearchConfig:
 
     @property
     def study_dir(self) -> Path:
+        """The study's folder, ``out / study``: its trials, best model and report."""
         return self.out / self.study
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The sampler that proposes each trial's hyperparameters.
+
+    ``tpe`` draws 10 random trials first (the seed's method), then TPE (multivariate), with
+    a constant liar so that parallel workers do not propose the point another worker is
+    already training.
+
+    Parameters
+    ----------
+    name : str
+        ``random``, or any other name for TPE (`SearchConfig` admits ``tpe``).
+    seed : int or None
+        The sampler's seed; None for fresh entropy.
+
+    Returns
+    -------
+    optuna.samplers.BaseSampler
+        A `RandomSampler` or a `TPESampler`.
+    """
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # 10 random trials first (the seed's method), then TPE; constant_liar keeps parallel workers
@@ -92,6 +143,23 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """The pruner that stops unpromising trials at an epoch's end.
+
+    ``median`` stops a trial whose epoch-k accuracy is below the median of earlier trials at
+    epoch k, once 5 trials have finished; ``halving`` is successive halving (from epoch 1,
+    reduction factor 3).
+
+    Parameters
+    ----------
+    name : str
+        ``median``, ``halving``, or any other name for no pruning (`SearchConfig` admits
+        ``none``).
+
+    Returns
+    -------
+    optuna.pruners.BasePruner
+        A `MedianPruner`, a `SuccessiveHalvingPruner` or a `NopPruner`.
+    """
     if name == "median":
         # Stop a trial whose epoch-k accuracy is below the median of earlier trials at epoch k,
         # once 5 trials have finished; from epoch 1 on (a trial reports after each epoch k >= 1).
@@ -119,7 +187,39 @@ def open_study(
     sampler_seed: int | None = None,
     create: bool = True,
 ) -> optuna.Study:
-    """Create or load ``cfg.study``; on resume check that the space and base config are the same."""
+    """Create or load ``cfg.study``; on resume check that the space and base config are the same.
+
+    The first run stores the space and the base config in the study (user attribute
+    ``setup``); a setting added to handnet since then is taken at its default.
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+        The study's name, its sampler, pruner and storage URL (for messages).
+    storage : RDBStorage
+        The opened storage (`handnet.search.storage.open_storage`).
+    space : SearchSpace or None, optional
+        The search space; with ``base``, checked against (or stored as) the study's setup.
+    base : TrainConfig or None, optional
+        The settings the space is laid over.
+    sampler_seed : int or None, optional
+        The sampler's seed; None for fresh entropy.
+    create : bool, default True
+        Create the study if missing; False only loads it.
+
+    Returns
+    -------
+    optuna.Study
+        The study, maximizing validation accuracy.
+
+    Raises
+    ------
+    HandnetError
+        When ``create`` is False and there is no such study, or creating it keeps failing.
+    ConfigError
+        When the study was started with another space or base config; the message names the
+        settings that differ.
+    """
     sampler, pruner = make_sampler(cfg.sampler, sampler_seed), make_pruner(cfg.pruner)
     if not create:
         try:
@@ -164,18 +264,61 @@ def open_study(
 
 
 def load_study(cfg: SearchConfig) -> optuna.Study:
-    """An existing study, for reading: creates no database, no table and no study."""
+    """An existing study, for reading: creates no database, no table and no study.
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+        The study's name and storage.
+
+    Returns
+    -------
+    optuna.Study
+        The study.
+
+    Raises
+    ------
+    HandnetError
+        When there is no such database or study.
+    ConfigError
+        When the storage URL is not of a supported database.
+    """
     return open_study(cfg, open_storage(cfg.storage, create=False), create=False)
 
 
 def counts_toward_budget(t: FrozenTrial) -> bool:
-    """Finished, running, or diverged trials count; killed, interrupted and skipped ones do not."""
+    """Finished, running, or diverged trials count; killed, interrupted and skipped ones do not.
+
+    Parameters
+    ----------
+    t : FrozenTrial
+        A trial of the study.
+
+    Returns
+    -------
+    bool
+        True for a complete, pruned or running trial, or a failed one that diverged.
+    """
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
         return True
     return t.state == TrialState.FAIL and "diverged" in t.user_attrs
 
 
 def n_counted(study: optuna.Study, before: int | None = None) -> int:
+    """How many of the study's trials count toward the budget (`counts_toward_budget`).
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study.
+    before : int or None, optional
+        Count only the trials numbered below this; None counts all.
+
+    Returns
+    -------
+    int
+        The number of trials counted.
+    """
     return sum(
         counts_toward_budget(t)
         for t in study.get_trials(deepcopy=False)
@@ -184,7 +327,23 @@ def n_counted(study: optuna.Study, before: int | None = None) -> int:
 
 
 def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | None) -> Dataset:
-    """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run."""
+    """The same split ``handnet train --seed`` makes, so a trial can be re-run as a training run.
+
+    Parameters
+    ----------
+    base : TrainConfig
+        The settings that decide the data: dataset, validation size, seed, shape
+        normalization.
+    data_dir : Path or None
+        Where the dataset files are.
+    mirror : str or None
+        Where to download the dataset from.
+
+    Returns
+    -------
+    Dataset
+        The standardized training, validation and test splits.
+    """
     return load_run_data(base, Rngs.for_config(base).split, data_dir, mirror)
 
 
@@ -192,8 +351,20 @@ def load_search_data(base: TrainConfig, data_dir: Path | None, mirror: str | Non
 
 
 def ctrl_c(*, second_stops_now: bool = True) -> StopSignals:
-    """Ctrl-C as a request: the trial stops at its next epoch's end (`StopSignals.check`). A second
-    Ctrl-C stops at once, except in worker processes, whose parent decides."""
+    """Ctrl-C as a request: the trial stops at its next epoch's end (`StopSignals.check`).
+
+    A second Ctrl-C stops at once, except in worker processes, whose parent decides.
+
+    Parameters
+    ----------
+    second_stops_now : bool, default True
+        Whether a second Ctrl-C raises `KeyboardInterrupt` at once; off in worker processes.
+
+    Returns
+    -------
+    StopSignals
+        The handler of SIGINT, to be entered as a context manager.
+    """
     return StopSignals(
         (signal.SIGINT,),
         second_stops_now=second_stops_now,
@@ -203,7 +374,31 @@ def ctrl_c(*, second_stops_now: bool = True) -> StopSignals:
 
 @dataclass
 class Objective:
-    """Train one trial: validation accuracy of its final model, reported per epoch for pruning."""
+    """Train one trial: validation accuracy of its final model, reported per epoch for pruning.
+
+    Called with an Optuna trial, it draws the trial's config, trains it on ``data`` (reporting
+    validation accuracy after each epoch, so the pruner can stop it), saves the run under
+    ``study_dir/trials/`` and returns the validation accuracy. A trial that diverged, or that
+    another worker made over budget, returns NaN (Optuna marks it FAIL) with the reason in
+    its user attributes.
+
+    Parameters
+    ----------
+    data : Dataset
+        The split every trial trains on, loaded once per worker (`load_search_data`).
+    space : SearchSpace
+        The hyperparameters to draw.
+    base : TrainConfig
+        The settings the draw is laid over.
+    study_dir : Path
+        The study's folder; each completed trial's run directory goes to
+        ``study_dir/trials/``.
+    budget : int or None, optional
+        The study's trial budget; a trial started once it is reached is skipped (and
+        ``budget_reached`` set). None for no budget.
+    stop : StopSignals or None, optional
+        Checked at each epoch's end: a Ctrl-C stops the trial there.
+    """
 
     data: Dataset  # loaded once per worker
     space: SearchSpace

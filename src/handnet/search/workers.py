@@ -36,6 +36,19 @@ from handnet.train.interrupt import StopSignals
 
 
 def describe(t: FrozenTrial) -> str:
+    """The line a worker prints when a trial finishes (``--quiet`` leaves it out).
+
+    Parameters
+    ----------
+    t : FrozenTrial
+        The finished trial.
+
+    Returns
+    -------
+    str
+        Its number and state, with the validation accuracy and seconds (complete), the last
+        epoch (pruned) or the reason (failed), and its hyperparameters.
+    """
     params = "  ".join(f"{k}={fmt_param(v)}" for k, v in t.params.items())
     a = t.user_attrs
     if t.state == TrialState.COMPLETE:
@@ -65,7 +78,38 @@ def run_worker(
     mirror: str | None = None,
     stop: StopSignals | None = None,
 ) -> None:
-    """One worker: load the data once, then run trials until the budget, the deadline, or Ctrl-C."""
+    """One worker: load the data once, then run trials until the budget, the deadline, or Ctrl-C.
+
+    Before each trial, the trials of this host's dead workers are failed. With a sampler seed,
+    each worker seeds its sampler from it, its number and the trials so far: reproducible,
+    yet distinct per worker and per resume.
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+        How to search: the study, its storage, budget, sampler, pruner.
+    space : SearchSpace
+        The hyperparameters to draw.
+    base : TrainConfig
+        The settings the draw is laid over; they also decide the data.
+    worker : int, default 0
+        The worker's number on this machine (for the sampler's seed).
+    deadline : float or None, optional
+        A `time.time` after which no new trial starts; None for none.
+    data_dir : Path or None, optional
+        Where the dataset files are.
+    mirror : str or None, optional
+        Where to download the dataset from.
+    stop : StopSignals or None, optional
+        The Ctrl-C handler; by default `handnet.search.study.ctrl_c`.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C, once this process's running trials are marked failed.
+    HandnetError
+        When the storage, the study or the data cannot be opened.
+    """
     with stop or ctrl_c() as stop:
         _run_worker(cfg, space, base, worker, deadline, data_dir, mirror, stop)
 
@@ -127,7 +171,42 @@ def search(
     data_dir: Path | None = None,
     mirror: str | None = None,
 ) -> optuna.Study:
-    """Run (or resume) the study with ``cfg.jobs`` workers here; returns the study when they stop."""
+    """Run (or resume) the study with ``cfg.jobs`` workers here; returns the study when they stop.
+
+    One job runs in this process; more run in spawned processes (not threads: the GIL would
+    serialize the NumPy glue, and SQLite's locking expects one connection per process), each
+    with an equal share of the BLAS threads unless ``OPENBLAS_NUM_THREADS`` is set. Trials
+    left RUNNING by this host's killed workers are failed first.
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+        How to search: the study, its storage, budget, sampler, pruner.
+    space : SearchSpace, default DEFAULT_SPACE
+        The hyperparameters to draw.
+    base : TrainConfig or None, optional
+        The settings the draw is laid over; they also decide the data.
+        None for the defaults.
+    data_dir : Path or None, optional
+        Where the dataset files are.
+    mirror : str or None, optional
+        Where to download the dataset from.
+
+    Returns
+    -------
+    optuna.Study
+        The study, once every worker has stopped.
+
+    Raises
+    ------
+    ConfigError
+        When ``base`` holds out no validation images (trials are ranked on them), or the
+        study was started with other settings.
+    HandnetError
+        When the storage or study cannot be opened, or a worker process failed.
+    KeyboardInterrupt
+        On Ctrl-C, once the workers have stopped (a second one kills them).
+    """
     base = base or TrainConfig()
     if base.val_size == 0:
         raise ConfigError("--val-size 0: a search ranks its trials on validation images; give >= 1")
