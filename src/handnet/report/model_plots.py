@@ -69,7 +69,7 @@ def plot_first_layer(
         The first dense layer's weights: D inputs, H hidden units.
     image_shape : Sequence of int
         The dataset's image shape, to draw each column as an image (see `tile_shape`).
-    max_units : int, default 100
+    max_units : int, default=100
         At most this many units are shown.
 
     Returns
@@ -272,7 +272,7 @@ def plot_mistakes(
         The class names, by class index.
     image_shape : Sequence of int
         The dataset's image shape (see `tile_shape`).
-    n : int, default 24
+    n : int, default=24
         At most this many mistakes are shown, 6 a row.
 
     Returns

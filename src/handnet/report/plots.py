@@ -106,7 +106,7 @@ def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
     ----------
     fig : Figure
         The figure to render; it is cleared afterwards.
-    dpi : float, default DPI
+    dpi : float, default=DPI
         Pixels per inch.
 
     Returns
@@ -338,7 +338,7 @@ def plot_lr(
         The stored training config (see `lr_per_step`).
     steps_per_epoch : int
         Optimizer steps per epoch.
-    history : Sequence of Mapping of str to float, default ()
+    history : Sequence of Mapping of str to float, default=()
         One row per epoch with ``epoch`` and ``lr``; empty draws the schedule alone.
 
     Returns

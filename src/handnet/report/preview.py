@@ -49,9 +49,9 @@ def mosaic(
         The tiles, in reading order.
     cols : int
         Tiles per row.
-    gap : int, default 1
+    gap : int, default=1
         Pixels between neighbouring tiles.
-    fill : float, default NaN
+    fill : float, default=NaN
         The value of the gaps and of the empty places.
 
     Returns
@@ -85,7 +85,7 @@ def preview_grid(
         The original images, pixels in [0, 1].
     augmented : list of ndarray, each of shape (N, H, W)
         Augmented versions of ``originals``, image for image, pixels in [0, 1].
-    scale : int, default 3
+    scale : int, default=3
         The zoom: each pixel becomes a ``scale`` x ``scale`` square (nearest neighbour).
 
     Returns

@@ -103,7 +103,7 @@ def study_report(
     link : str or None
         The best run's page, relative to the study page (``best-report.html``); None when it
         was not written.
-    top : int, default 20
+    top : int, default=20
         How many completed trials the leaderboard ranks; every failed trial is listed too.
 
     Returns

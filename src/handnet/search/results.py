@@ -127,7 +127,7 @@ def leaderboard(study: optuna.Study, study_dir: Path, top: int = 10) -> str:
         The study.
     study_dir : Path
         The study's folder, against which the model paths are shown.
-    top : int, default 10
+    top : int, default=10
         How many trials are listed.
 
     Returns

@@ -67,13 +67,13 @@ class Param:
         parameter in the study.
     kind : str
         ``"float"``, ``"int"`` or ``"choice"``.
-    low : float, default 0.0
+    low : float, default=0.0
         The lowest value of a range (inclusive).
-    high : float, default 0.0
+    high : float, default=0.0
         The highest value of a range (inclusive).
-    log : bool, default False
+    log : bool, default=False
         Draw a range log-uniformly (equal mass per decade); then ``low > 0``.
-    choices : tuple of Any, default ()
+    choices : tuple of Any, default=()
         The values of a ``"choice"`` parameter.
     """
 
@@ -124,7 +124,7 @@ class SearchSpace:
     ----------
     params : tuple of Param
         The searched hyperparameters.
-    fixed : tuple of tuple of (str, Any), default ()
+    fixed : tuple of tuple of (str, Any), default=()
         (setting, value) pairs every trial shares, sorted by setting.
     """
 
@@ -237,7 +237,7 @@ def space_from_dict(d: dict[str, Any], where: str = "space") -> SearchSpace:
     ----------
     d : dict of str to Any
         The parsed file: ``params`` (a table per searched name) and optionally ``fixed``.
-    where : str, default "space"
+    where : str, default="space"
         What the errors name as the source (the file's path).
 
     Returns

@@ -202,7 +202,7 @@ def open_storage(url: str, *, create: bool = True) -> RDBStorage:
     url : str
         ``sqlite:///FILE``, ``postgresql://...`` (or ``postgres://``; psycopg 3) or
         ``mysql...``.
-    create : bool, default True
+    create : bool, default=True
         Create the SQLite file's directory, the file and the tables when missing.
 
     Returns

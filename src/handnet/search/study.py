@@ -53,27 +53,27 @@ class SearchConfig:
 
     Parameters
     ----------
-    study : str, default "search"
+    study : str, default="search"
         The study's name; its folder is ``out / study``.
-    storage : str, default ""
+    storage : str, default=""
         A database URL (``sqlite:///FILE`` or ``postgresql://...``); empty means
         ``sqlite:///OUT/search.db``.
-    trials : int or None, default 20
+    trials : int or None, default=20
         The trial budget, counted over the whole study, across runs and workers (see
         `counts_toward_budget`); None for no limit.
-    timeout : float or None, default None
+    timeout : float or None, default=None
         Seconds after which this run starts no new trial; None for no limit.
-    sampler : str, default "tpe"
+    sampler : str, default="tpe"
         ``tpe`` or ``random`` (the seed's method); see `make_sampler`.
-    pruner : str, default "median"
+    pruner : str, default="median"
         ``median``, ``halving`` or ``none``; see `make_pruner`.
-    jobs : int, default 1
+    jobs : int, default=1
         Worker processes on this machine.
-    sampler_seed : int or None, default None
+    sampler_seed : int or None, default=None
         The sampler's seed; None gives fresh entropy per worker.
-    out : Path, default Path("runs")
+    out : Path, default=Path("runs")
         The folder that holds the study's folder (and the default SQLite database).
-    progress : bool, default True
+    progress : bool, default=True
         Print one line per finished trial on stderr.
 
     Raises
@@ -204,7 +204,7 @@ def open_study(
         The settings the space is laid over.
     sampler_seed : int or None, optional
         The sampler's seed; None for fresh entropy.
-    create : bool, default True
+    create : bool, default=True
         Create the study if missing; False only loads it.
 
     Returns
@@ -357,7 +357,7 @@ def ctrl_c(*, second_stops_now: bool = True) -> StopSignals:
 
     Parameters
     ----------
-    second_stops_now : bool, default True
+    second_stops_now : bool, default=True
         Whether a second Ctrl-C raises `KeyboardInterrupt` at once; off in worker processes.
 
     Returns

@@ -92,7 +92,7 @@ def run_worker(
         The hyperparameters to draw.
     base : TrainConfig
         The settings the draw is laid over; they also decide the data.
-    worker : int, default 0
+    worker : int, default=0
         The worker's number on this machine (for the sampler's seed).
     deadline : float or None, optional
         A `time.time` after which no new trial starts; None for none.
@@ -182,7 +182,7 @@ def search(
     ----------
     cfg : SearchConfig
         How to search: the study, its storage, budget, sampler, pruner.
-    space : SearchSpace, default DEFAULT_SPACE
+    space : SearchSpace, default=DEFAULT_SPACE
         The hyperparameters to draw.
     base : TrainConfig or None, optional
         The settings the draw is laid over; they also decide the data.
