@@ -16,7 +16,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from handnet.cli import main
-from handnet.data import Dataset, Normalization, load_dataset
+from handnet.data import Dataset, Normalization, load_dataset, write_idx
 from handnet.data.geometry import PLAIN, Geometry
 from handnet.nn.model import MLP
 from handnet.train.classifier import Classifier
@@ -160,6 +160,29 @@ def tiny_dataset(n: int = 64, d: int = 20, c: int = 3, seed: int = 0) -> Dataset
         X_test=X[16:32].copy(),
         y_test=y[16:32].copy(),
     )
+
+
+def quadrants(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small, learnable image problem: (n, size, size) uint8 noise with one bright quadrant,
+    and the quadrant's number (0-3) as the label, (n,) uint8."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    X = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    h = size // 2
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 2)
+        X[i, r * h : r * h + h, q * h : q * h + h] += 150
+    return X, y.astype(np.uint8)
+
+
+def write_idx_dir(d: Path, train: tuple, test: tuple) -> Path:
+    """An MNIST-layout folder of gzipped IDX files with ``train`` and ``test`` as (images, labels)."""
+    d.mkdir(parents=True, exist_ok=True)
+    write_idx(d / "train-images-idx3-ubyte.gz", train[0])
+    write_idx(d / "train-labels-idx1-ubyte.gz", train[1])
+    write_idx(d / "t10k-images-idx3-ubyte.gz", test[0])
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", test[1])
+    return d
 
 
 def meta_classifier(meta: dict[str, Any], geometry: Geometry = PLAIN) -> Classifier:

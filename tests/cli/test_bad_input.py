@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Ran, require, run_main
+from conftest import Ran, quadrants, require, run_main, write_idx_dir
 from safetensors.numpy import save as st_save
 
-from handnet.data import write_idx
 from handnet.data.split import Normalization
 from handnet.nn.model import MLP
 from handnet.train.classifier import Classifier
@@ -49,26 +48,6 @@ def assert_one_line_error(r: Ran | subprocess.CompletedProcess[str], message: st
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert message in lines[0] and "Traceback" not in r.stderr, lines[0]
-
-
-def quadrants(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    X = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
-    h = size // 2
-    for i, c in enumerate(y):
-        r, q = divmod(int(c), 2)
-        X[i, r * h : r * h + h, q * h : q * h + h] += 150
-    return X, y.astype(np.uint8)
-
-
-def write_idx_dir(d: Path, train: tuple, test: tuple) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    write_idx(d / "train-images-idx3-ubyte.gz", train[0])
-    write_idx(d / "train-labels-idx1-ubyte.gz", train[1])
-    write_idx(d / "t10k-images-idx3-ubyte.gz", test[0])
-    write_idx(d / "t10k-labels-idx1-ubyte.gz", test[1])
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import quadrants, write_idx_dir
 from conftest import run_main as handnet
 
 from handnet.cli import main
-from handnet.data import write_idx
 from handnet.report.run_plots import PLOTS
 
 HANDNET = [sys.executable, "-m", "handnet.cli"]
@@ -24,24 +24,9 @@ pytestmark = pytest.mark.usefixtures("unrendered_plots")  # files and output, no
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small, learnable IDX dataset: the class is which quadrant of the image is bright."""
-    d = tmp_path_factory.mktemp("quadrants")
-    rng = np.random.default_rng(0)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 4, n)
-        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(y):
-            r, q = divmod(int(c), 2)
-            X[i, r * 14 : r * 14 + 14, q * 14 : q * 14 + 14] += 150
-        return X, y.astype(np.uint8)
-
-    Xtr, ytr = make(600)
-    Xte, yte = make(200)
-    write_idx(d / "train-images-idx3-ubyte.gz", Xtr)
-    write_idx(d / "train-labels-idx1-ubyte.gz", ytr)
-    write_idx(d / "t10k-images-idx3-ubyte.gz", Xte)
-    write_idx(d / "t10k-labels-idx1-ubyte.gz", yte)
-    return d
+    return write_idx_dir(
+        tmp_path_factory.mktemp("quadrants"), quadrants(600), quadrants(200, seed=1)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import Ran
+from conftest import quadrants as quadrant_images
 from conftest import run_main as handnet
 from PIL import Image
 
-from cli.test_bad_input import quadrants as quadrant_images
 from handnet.cli.common import in_flag_words, percent
 from handnet.data.registry import load_bundled_mnist
 from handnet.train.checkpoint import CHECKPOINT_NAME

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_main, tiny_dataset
+from conftest import quadrants, run_main, tiny_dataset, write_idx_dir
 
-from handnet.data import Dataset, write_idx
+from handnet.data import Dataset
 from handnet.errors import CheckpointError, ConfigError, ModelFileError, RunInterrupted
 from handnet.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_states
 from handnet.train.config import Rngs, TrainConfig
@@ -132,16 +132,7 @@ ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A learnable IDX dataset big enough that 30 epochs outlast the parent reading two lines."""
     d = tmp_path_factory.mktemp("quadrants")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 3000), ("t10k", 300)):
-        y = rng.integers(0, 4, n)
-        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(y):
-            r, q = divmod(int(c), 2)
-            X[i, r * 14 : r * 14 + 14, q * 14 : q * 14 + 14] += 150
-        write_idx(d / f"{prefix}-images-idx3-ubyte.gz", X)
-        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", y.astype(np.uint8))
-    return d
+    return write_idx_dir(d, quadrants(3000), quadrants(300, seed=1))
 
 
 def train_args(idx_dir: Path, out: Path) -> list[str]:
