@@ -37,7 +37,19 @@ _META_KEY = "handnet_checkpoint"
 
 
 def dataset_info(data: Dataset) -> dict[str, Any]:
-    """What a resume must find again: the same name, sizes and labels (by SHA-256)."""
+    """What a resume must find again: the same name, sizes and labels (by SHA-256).
+
+    Parameters
+    ----------
+    data : Dataset
+        The run's data, as it trains on it (augmented copies included).
+
+    Returns
+    -------
+    dict of str to object
+        ``name``, ``n_features``, ``n_classes``, ``n_train``, ``n_val``, ``n_test`` and
+        ``labels_sha256`` (of the train, validation and test labels as int64).
+    """
     h = hashlib.sha256()
     for y in (data.y_train, data.y_val, data.y_test):
         h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
@@ -53,12 +65,36 @@ def dataset_info(data: Dataset) -> dict[str, Any]:
 
 
 def rng_states(rngs: Rngs) -> dict[str, Any]:
-    """The bit generator state of every stream in `Rngs`, by field name (JSON-safe dicts)."""
+    """The bit generator state of every stream in `Rngs`, by field name (JSON-safe dicts).
+
+    Parameters
+    ----------
+    rngs : Rngs
+        The run's streams.
+
+    Returns
+    -------
+    dict of str to dict
+        ``bit_generator.state`` of each stream.
+    """
     return {f.name: getattr(rngs, f.name).bit_generator.state for f in dataclasses.fields(rngs)}
 
 
 def restore_rng_states(rngs: Rngs, states: dict[str, Any]) -> None:
-    """Set every stream's state in place: layers that hold a stream (dropout) see the change."""
+    """Set every stream's state in place: layers that hold a stream (dropout) see the change.
+
+    Parameters
+    ----------
+    rngs : Rngs
+        The streams to set.
+    states : dict of str to object
+        A state for each stream, as `rng_states` gives them.
+
+    Raises
+    ------
+    CheckpointError
+        If the streams named are not exactly those of `Rngs`.
+    """
     names = [f.name for f in dataclasses.fields(rngs)]
     if sorted(states) != sorted(names):
         raise CheckpointError(f"random streams {sorted(states)} do not match {sorted(names)}")
@@ -67,6 +103,23 @@ def restore_rng_states(rngs: Rngs, states: dict[str, Any]) -> None:
 
 
 def checkpoint_bytes(state: TrainState, cfg: TrainConfig, data: dict[str, Any]) -> bytes:
+    """The safetensors encoding of a checkpoint, in the layout the module describes.
+
+    Parameters
+    ----------
+    state : TrainState
+        The run's state: weights, velocity, streams, counters, history, cursor.
+    cfg : TrainConfig
+        The run's config.
+    data : dict of str to object
+        `dataset_info` of the run's data, and ``source``: where the data was found
+        (``data_dir``, ``mirror``).
+
+    Returns
+    -------
+    bytes
+        The file's contents.
+    """
     tensors = {f"params.{k}": np.ascontiguousarray(v) for k, v in state.model.state_dict().items()}
     tensors |= {
         f"velocity.{k}": np.ascontiguousarray(to_numpy(v)) for k, v in state.opt.velocity.items()
@@ -100,13 +153,43 @@ def checkpoint_bytes(state: TrainState, cfg: TrainConfig, data: dict[str, Any]) 
 def save_checkpoint(
     path: str | Path, state: TrainState, cfg: TrainConfig, data: dict[str, Any]
 ) -> Path:
-    """Write the checkpoint atomically (temp file, fsync, rename)."""
+    """Write the checkpoint atomically (temp file, fsync, rename).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write, usually ``<run dir>/checkpoint.safetensors``.
+    state : TrainState
+        The run's state.
+    cfg : TrainConfig
+        The run's config.
+    data : dict of str to object
+        `dataset_info` of the run's data, and ``source`` (as `checkpoint_bytes` takes it).
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     return atomic_write_bytes(path, checkpoint_bytes(state, cfg, data))
 
 
 @dataclass
 class Checkpoint:
-    """A checkpoint as read from disk; `restore` puts it into a freshly built `TrainState`."""
+    """A checkpoint as read from disk; `restore` puts it into a freshly built `TrainState`.
+
+    Parameters
+    ----------
+    path : Path
+        The file it was read from, for error messages.
+    config : TrainConfig
+        The run's config.
+    meta : dict of str to object
+        The rest of the JSON metadata: epoch, step, history, streams, cursor, dataset, source.
+    tensors : dict of str to ndarray
+        ``params.<key>`` and ``velocity.<key>``, of the parameters' shapes ((n_in, n_out) for
+        W, (n_out,) for b), and ``cursor.perm`` (n_train,) when the run stopped inside an epoch.
+    """
 
     path: Path
     config: TrainConfig
@@ -115,9 +198,22 @@ class Checkpoint:
 
     @property
     def dataset(self) -> dict[str, Any]:
+        """What the run's data looked like (`dataset_info`), as the checkpoint saved it."""
         return dict(self.meta.get("dataset") or {})
 
     def check_dataset(self, data: Dataset) -> None:
+        """Refuse to resume on other data than the run started with.
+
+        Parameters
+        ----------
+        data : Dataset
+            The data loaded again for the resume, augmented copies included.
+
+        Raises
+        ------
+        CheckpointError
+            Naming what differs (name, sizes, labels).
+        """
         found = dataset_info(data)
         saved = {k: v for k, v in self.dataset.items() if k != "source"}
         if found != saved:
@@ -127,7 +223,20 @@ class Checkpoint:
             )
 
     def restore(self, state: TrainState) -> None:
-        """Overwrite ``state`` (built with the same config and data) with the saved one."""
+        """Overwrite ``state`` (built with the same config and data) with the saved one.
+
+        Parameters
+        ----------
+        state : TrainState
+            A fresh state (`TrainState.fresh`); its weights, velocity, streams, counters,
+            history and cursor are set in place.
+
+        Raises
+        ------
+        CheckpointError
+            If a tensor is missing, extra, of the wrong shape or dtype, or not finite, or the
+            metadata is incomplete or invalid.
+        """
         where = self.path
         try:
             for prefix, arrays in (
@@ -180,7 +289,24 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint file; raises `CheckpointError` with a one-line reason."""
+    """Read and validate a checkpoint file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+
+    Returns
+    -------
+    Checkpoint
+        Its config, metadata and tensors, checked as far as they can be without the run's data.
+
+    Raises
+    ------
+    CheckpointError
+        With a one-line reason: no file, not a checkpoint, an unsupported version, corrupt
+        data, an invalid config.
+    """
     path = Path(path)
     raw = read_bytes(path, CheckpointError, missing="no checkpoint here")
     header = read_header(path, raw, CheckpointError)

@@ -23,7 +23,20 @@ Array = npt.NDArray[np.floating]
 
 
 def check_compatible(members: Sequence[Classifier], names: Sequence[str]) -> None:
-    """Members must agree on the classes and the input size; the first one sets both."""
+    """Members must agree on the classes and the input size; the first one sets both.
+
+    Parameters
+    ----------
+    members : Sequence of Classifier
+        The committee's models.
+    names : Sequence of str
+        Their files' names, one per member, for the error messages.
+
+    Raises
+    ------
+    ModelFileError
+        If there is no member, or one differs from the first, naming it.
+    """
     if not members:
         raise ModelFileError("a committee needs at least one model")
     first = members[0]
@@ -46,11 +59,41 @@ def committee_votes(
     *,
     progress: bool = False,
 ) -> tuple[Array, npt.NDArray[np.intp]]:
-    """The mean of the members' probabilities, (N, classes) in float64, and each member's own
-    answer, (members, N). With ``views`` > 0 each member first averages over that many augmented
-    copies (`handnet.train.tta`). Each member draws from its own copy of ``rng``, so members trained
+    """The mean of the members' probabilities, and each member's own answer.
+
+    With ``views`` > 0 each member first averages over that many augmented copies
+    (`handnet.train.tta`). Each member draws from its own copy of ``rng``, so members trained
     alike see the same copies, and a member's share is what it gives alone, wherever it stands
-    in the committee. ``progress``: a bar over the members on stderr, if it is a terminal."""
+    in the committee.
+
+    Parameters
+    ----------
+    members : Sequence of Classifier
+        M models with the same classes (`check_compatible`).
+    images : ndarray, shape (N, H, W)
+        Raw inputs, or rows (N, D); each member prepares them its own way.
+    views : int, default=0
+        Augmented copies of each input per member; 0 is none.
+    rng : numpy.random.Generator, optional
+        Draws the copies; needed when ``views`` > 0.
+    progress : bool, default=False
+        A bar over the members on stderr, if it is a terminal.
+
+    Returns
+    -------
+    proba : ndarray of float64, shape (N, C)
+        p(c | x) = (1/M) sum_m p_m(c | x).
+    answers : ndarray of intp, shape (M, N)
+        Each member's most probable class for each input.
+
+    Raises
+    ------
+    ModelFileError
+        If there is no member.
+    ConfigError
+        If ``views`` is not a whole number >= 0, or ``views`` > 0 without a Generator, or a
+        member was trained without augmentation.
+    """
     if not members:
         raise ModelFileError("a committee needs at least one model")
     total = np.zeros((len(images), len(members[0].classes)))
@@ -71,10 +114,38 @@ def committee_proba(
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> Array:
-    """The committee's probabilities alone (`committee_votes`)."""
+    """The committee's probabilities alone (`committee_votes`).
+
+    Parameters
+    ----------
+    members : Sequence of Classifier
+        M models with the same classes.
+    images : ndarray, shape (N, H, W)
+        Raw inputs, or rows (N, D).
+    views : int, default=0
+        Augmented copies of each input per member; 0 is none.
+    rng : numpy.random.Generator, optional
+        Draws the copies; needed when ``views`` > 0.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, C)
+        p(c | x) = (1/M) sum_m p_m(c | x).
+    """
     return committee_votes(members, images, views, rng)[0]
 
 
 def as_logits(p: Array) -> Array:
-    """log p: logits whose softmax is ``p`` (zeros become the log of the smallest float)."""
+    """log p: logits whose softmax is ``p`` (zeros become the log of the smallest float).
+
+    Parameters
+    ----------
+    p : ndarray, shape (N, C)
+        Probabilities; each row sums to 1.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, C)
+        log p, finite everywhere.
+    """
     return np.log(np.maximum(p, np.finfo(np.float64).tiny))

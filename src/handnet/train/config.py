@@ -45,13 +45,35 @@ def option(
     choices: tuple[str, ...] = (),
     negatable: bool = False,
 ) -> Any:
-    """A TrainConfig field that carries the one description of its setting: ``handnet train``
-    builds its flag from it (``--`` and the name with dashes, the help, the group of --help, the
-    metavar), and the CLI reference in the docs is printed from the same metadata.
+    """A TrainConfig field that carries the one description of its setting.
+
+    ``handnet train`` builds its flag from it (``--`` and the name with dashes, the help, the
+    group of --help, the metavar), and the CLI reference in the docs is printed from the same
+    metadata.
 
     ``choices`` are only shown (the metavar becomes ``{a,b}``): the check stays in
     `TrainConfig.__post_init__`, whose error names the setting as a recipe does. A bool field is
     an on/off switch; ``negatable`` adds a ``--no-`` form, for switches a recipe may turn on.
+
+    Parameters
+    ----------
+    default : object
+        The field's default value.
+    help : str
+        The flag's help, one sentence without a final period.
+    group : str
+        Its group in ``handnet train --help``, one of `GROUPS`.
+    metavar : str, optional
+        The value's name in --help (``N``, ``LR``); None: argparse's default.
+    choices : tuple of str, default=()
+        Values to show in --help as the metavar ``{a,b}`` (not checked here).
+    negatable : bool, default=False
+        For a bool field: add a ``--no-`` flag as well.
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, its default set and the above in its ``metadata``.
     """
     assert group in GROUPS, group
     if choices:
@@ -62,9 +84,84 @@ def option(
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every hyperparameter of a run. The CLI flags, recipes and the search all produce one.
+    """Every hyperparameter of a run, checked when it is made.
 
-    Each field's `option` metadata is the one description of that setting (--help, the docs)."""
+    The CLI flags, recipes and the search all produce one. Each field's `option` metadata is the
+    one description of that setting, which --help and the CLI reference print: a field is the
+    flag ``--`` and its name with dashes (``batch_size``: ``--batch-size``). The list below
+    says the same.
+
+    Parameters
+    ----------
+    dataset : str, default="mnist"
+        mnist, fashion-mnist, kmnist, or a path: .npz, .mat, .csv (Kaggle's layout), a
+        directory of IDX files, or a folder of images with one subfolder per class.
+    deskew : bool, default=False
+        Shear every digit upright first; a model trained so records it and does the same to
+        every image it is given.
+    width_normalize : int, default=0
+        Then scale every digit horizontally to this many pixels of ink (0: off, else 2 to 28;
+        Meier et al. 2011 used 10 to 20); recorded and applied like ``deskew``.
+    hidden_sizes : tuple of int, default=(1024,)
+        Hidden layer widths, first to last ((800, 800) for two layers).
+    activation : {"tanh", "relu"}, default="tanh"
+        The hidden layers' activation (tanh is the seed's).
+    dropout : float, default=0.2
+        Drop probability after each hidden activation (inverted dropout), in [0, 1).
+    epochs : int, default=20
+        Passes over the training split.
+    batch_size : int, default=128
+        Minibatch size (one larger than the training set is the whole set).
+    lr : float, default=0.05
+        Peak learning rate, reached at the end of warmup; a cosine then takes it to ``min_lr``.
+    min_lr : float, default=0.0
+        Learning rate at the end of the cosine, in [0, lr] (0 is the seed's schedule).
+    warmup_epochs : float, default=1.0
+        Length of the linear warmup, in epochs (fractions allowed), in [0, epochs].
+    momentum : float, default=0.9
+        Heavy-ball momentum coefficient (beta in the seed's formula), in [0, 1).
+    nesterov : bool, default=False
+        Nesterov momentum instead of heavy-ball (needs ``momentum`` above 0).
+    weight_decay : float, default=1e-4
+        L2 coefficient lambda in (lambda/2) sum ||W||^2, on the weights only (not the biases).
+    val_size : int, default=5000
+        Stratified validation images carved from the training set (0: none).
+    seed : int, default=0
+        Seed of every random stream (split, init, shuffle, dropout, augmentation).
+    split_seed : int or None, default=None
+        Seed of the train/validation split alone (None: ``seed``); models with one split seed
+        hold out the same validation images, so their committee can be judged on them.
+    aug_rotate : float, default=0.0
+        Random rotation of each training image, angle in [-DEG, DEG], DEG in [0, 180].
+    aug_scale : float, default=0.0
+        Random scaling, factor in [1 - S, 1 + S] per axis, S in [0, 1).
+    aug_shift : float, default=1.0
+        Random translation, up to this many pixels per axis (0: off), in [0, 14].
+    aug_shear : float, default=0.0
+        Random shear, angle in [-DEG, DEG], DEG in [0, 90).
+    aug_elastic_alpha : float, default=0.0
+        Strength of Simard's elastic distortions (34 in the 2003 paper; 0: off).
+    aug_elastic_sigma : float, default=4.0
+        Smoothness of the elastic distortions, in pixels (Simard's sigma).
+    augment_copies : int, default=0
+        Append K augmented copies of the training set once, before training (the seed's way),
+        instead of transforming every batch anew (0).
+    aug_thread : bool, default=False
+        Prepare augmented batches in a background thread (pays only with a free core).
+    finetune : bool, default=False
+        After training, refit the output layer by least squares; kept only if validation
+        accuracy does not drop.
+    finetune_ridge : float, default=1.0
+        Ridge R added to sum x x^T in the least-squares refit of the output layer.
+    device : {"cpu", "cuda", "cupy", "torch", "torch-cuda", "array-api-strict"}, default="cpu"
+        Where the math runs: cpu (NumPy), or cuda, the GPU through CuPy (or PyTorch's CUDA
+        tensors); see `handnet.train.device`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first setting of the wrong type or out of its range, and why.
+    """
 
     dataset: str = option(
         "mnist",
@@ -330,9 +427,17 @@ class TrainConfig:
 
     @property
     def geometry(self) -> Geometry:
+        """The shape normalization that ``deskew`` and ``width_normalize`` ask for."""
         return Geometry(deskew=self.deskew, width=self.width_normalize)
 
     def augment_spec(self) -> AugmentSpec:
+        """The augmentation of the ``aug_*`` settings.
+
+        Returns
+        -------
+        AugmentSpec
+            Rotation, scaling, shift, shear and elastic distortion; inactive when all are 0.
+        """
         return AugmentSpec(
             rotate=self.aug_rotate,
             scale=self.aug_scale,
@@ -343,6 +448,14 @@ class TrainConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting by name, as config.toml, checkpoints and model files store it.
+
+        Returns
+        -------
+        dict of str to object
+            Plain TOML and JSON values (``hidden_sizes`` a list); ``split_seed`` is left out
+            when it is None.
+        """
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
         if self.split_seed is None:  # TOML has no null; absent means "the run's seed"
@@ -351,6 +464,25 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        """A config from settings by name (a recipe, a stored config); absent ones take defaults.
+
+        Parameters
+        ----------
+        d : dict of str to object
+            Settings by field name, as `to_dict` gives them.
+        where : str, default="config"
+            Where they come from, to begin the error message with (a file's path).
+
+        Returns
+        -------
+        TrainConfig
+            The checked config.
+
+        Raises
+        ------
+        ConfigError
+            Naming ``where`` and the unknown or invalid setting.
+        """
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown:
@@ -362,8 +494,23 @@ class TrainConfig:
 
     @classmethod
     def stored_in(cls, clf: Classifier) -> TrainConfig:
-        """The config ``clf`` was trained with, as its file stores it; a missing or invalid one
-        makes the file bad (`ModelFileError`)."""
+        """The config ``clf`` was trained with, as its file stores it.
+
+        Parameters
+        ----------
+        clf : Classifier
+            A model read from a file (`handnet.train.modelfile.load_model`).
+
+        Returns
+        -------
+        TrainConfig
+            The stored config.
+
+        Raises
+        ------
+        ModelFileError
+            If the file stores no config or an invalid one: the file is bad.
+        """
         stored = clf.meta.get("config")
         if not isinstance(stored, dict):
             raise ModelFileError("the model file stores no training config")
@@ -379,7 +526,21 @@ def _is_whole(value: object) -> bool:
 
 @dataclass
 class Rngs:
-    """Independent random streams, so that e.g. turning dropout on does not change the init."""
+    """Independent random streams, so that e.g. turning dropout on does not change the init.
+
+    Parameters
+    ----------
+    split : numpy.random.Generator
+        Draws the train/validation split.
+    init : numpy.random.Generator
+        Draws the initial weights.
+    shuffle : numpy.random.Generator
+        Draws each epoch's order of the training rows.
+    dropout : numpy.random.Generator
+        Draws the dropout masks.
+    augment : numpy.random.Generator
+        Draws the augmentation's transforms.
+    """
 
     split: np.random.Generator
     init: np.random.Generator
@@ -389,11 +550,34 @@ class Rngs:
 
     @classmethod
     def from_seed(cls, seed: int) -> Rngs:
+        """Five independent streams spawned from one seed (`numpy.random.Generator.spawn`).
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed.
+
+        Returns
+        -------
+        Rngs
+            New streams.
+        """
         return cls(*np.random.default_rng(seed).spawn(5))
 
     @classmethod
     def for_config(cls, cfg: TrainConfig) -> Rngs:
-        """``from_seed(cfg.seed)``, except the split stream when ``cfg.split_seed`` is set."""
+        """``from_seed(cfg.seed)``, except the split stream when ``cfg.split_seed`` is set.
+
+        Parameters
+        ----------
+        cfg : TrainConfig
+            The run's config.
+
+        Returns
+        -------
+        Rngs
+            New streams; ``split`` is ``from_seed(cfg.split_seed).split`` if that is set.
+        """
         rngs = cls.from_seed(cfg.seed)
         if cfg.split_seed is not None:
             rngs.split = cls.from_seed(cfg.split_seed).split
@@ -401,7 +585,23 @@ class Rngs:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """The settings of a TOML file (a recipe, a search space), or one line saying why not."""
+    """The settings of a TOML file (a recipe, a search space), or one line saying why not.
+
+    Parameters
+    ----------
+    path : Path
+        The TOML file.
+
+    Returns
+    -------
+    dict of str to object
+        Its tables and values, unchecked.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, unreadable, not UTF-8 or not valid TOML.
+    """
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

@@ -32,7 +32,21 @@ DEVICES = ("cpu", "cuda", "cupy", "torch", "torch-cuda", "array-api-strict")
 def converter(device: str) -> Callable[[np.ndarray], Any] | None:
     """How a NumPy array goes to ``device`` (None for ``cpu``: it stays NumPy).
 
-    Raises ConfigError with one line when the library or the GPU is missing.
+    Parameters
+    ----------
+    device : str
+        One of `DEVICES`; ``cuda`` picks CuPy if it is installed, else PyTorch.
+
+    Returns
+    -------
+    callable or None
+        A function from a NumPy array to the same values in the device's library
+        (``cupy.asarray``, ``torch.asarray(..., device=...)``); None for ``cpu``.
+
+    Raises
+    ------
+    ConfigError
+        With one line, when the device is unknown, or its library or the GPU is missing.
     """
     if device == "cpu":
         return None
@@ -68,8 +82,28 @@ def _library(module: str, device: str) -> Any:
 
 
 def on_device(data: Dataset, device: str) -> Dataset:
-    """``data`` with its training and validation arrays on ``device`` (the test split stays:
-    it is scored once, after training, on the CPU)."""
+    """``data`` with its training and validation arrays on ``device``.
+
+    The test split stays: it is scored once, after training, on the CPU.
+
+    Parameters
+    ----------
+    data : Dataset
+        The run's data, NumPy arrays.
+    device : str
+        One of `DEVICES`.
+
+    Returns
+    -------
+    Dataset
+        ``data`` itself for ``cpu``, else a copy whose ``X_train`` (n_train, D), ``y_train``,
+        ``X_val`` and ``y_val`` are arrays of the device's library.
+
+    Raises
+    ------
+    ConfigError
+        As `converter` does.
+    """
     move = converter(device)
     if move is None:
         return data

@@ -32,6 +32,26 @@ Array = npt.NDArray[np.floating]
 
 
 def build_model(cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> MLP:
+    """The network of ``cfg``'s architecture, drawn from the run's streams.
+
+    The weights come from ``rngs.init``, the dropout masks from ``rngs.dropout``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``hidden_sizes``, ``activation`` and ``dropout``.
+    n_in : int
+        Input width, D.
+    n_out : int
+        Output width, the number of classes C.
+    rngs : Rngs
+        The run's streams.
+
+    Returns
+    -------
+    MLP
+        A new float32 network on NumPy.
+    """
     return MLP(
         n_in,
         cfg.hidden_sizes,
@@ -45,7 +65,23 @@ def build_model(cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> MLP:
 
 @dataclass
 class EpochCursor:
-    """Where a run stopped inside an epoch: its shuffle order, the next batch, the running sums."""
+    """Where a run stopped inside an epoch: its shuffle order, the next batch, the running sums.
+
+    Parameters
+    ----------
+    perm : ndarray of int64, shape (n_train,)
+        This epoch's order of the training rows.
+    next_batch : int
+        The first batch not yet taken.
+    loss_sum : float
+        Sum over seen rows of their loss.
+    correct : int
+        Seen rows classified correctly.
+    reg : float
+        The L2 term of the last step.
+    seconds : float
+        Time spent in this epoch so far.
+    """
 
     perm: npt.NDArray[np.int64]  # this epoch's order of the training rows
     next_batch: int  # the first batch not yet taken
@@ -56,10 +92,32 @@ class EpochCursor:
 
     @classmethod
     def start(cls, perm: npt.NDArray[np.int64]) -> EpochCursor:
+        """The cursor at the start of an epoch: nothing seen yet.
+
+        Parameters
+        ----------
+        perm : ndarray of int64, shape (n_train,)
+            The epoch's order of the training rows.
+
+        Returns
+        -------
+        EpochCursor
+            A new cursor at batch 0.
+        """
         return cls(perm, 0, 0.0, 0, 0.0, 0.0)
 
     def add(self, loss: float, correct: int, n: int) -> None:
-        """Count one more batch of ``n`` rows."""
+        """Count one more batch of ``n`` rows.
+
+        Parameters
+        ----------
+        loss : float
+            The batch's mean loss.
+        correct : int
+            Its rows classified correctly.
+        n : int
+            Its number of rows.
+        """
         self.loss_sum += loss * n
         self.correct += correct
         self.next_batch += 1
@@ -67,8 +125,20 @@ class EpochCursor:
 
 @dataclass
 class Timing:
-    """Wall seconds of training's parts, summed over the epochs `fit` ran (a run reports them;
-    they are not saved in checkpoints, so a resumed run counts from its resumption)."""
+    """Wall seconds of training's parts, summed over the epochs `fit` ran.
+
+    A run reports them; they are not saved in checkpoints, so a resumed run counts from its
+    resumption.
+
+    Parameters
+    ----------
+    batches : float, default=0.0
+        Waiting for each batch: the gather, and the augmentation if any.
+    steps : float, default=0.0
+        Forward, loss, backward, update (and the progress bar).
+    validation : float, default=0.0
+        The validation pass after each epoch.
+    """
 
     batches: float = 0.0  # waiting for each batch: the gather, and the augmentation if any
     steps: float = 0.0  # forward, loss, backward, update (and the progress bar)
@@ -77,7 +147,28 @@ class Timing:
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue: model, optimizer velocity, RNG streams, counters, history."""
+    """Everything a run needs to continue: model, velocity, random streams, counters, history.
+
+    Parameters
+    ----------
+    model : MLP
+        The network.
+    opt : SGD
+        The optimizer, holding the velocity.
+    rngs : Rngs
+        The run's random streams.
+    epoch : int, default=0
+        Epochs completed.
+    step : int, default=0
+        Optimizer steps taken.
+    history : list of dict of str to float, default=[]
+        One record per completed epoch: ``epoch``, ``train_loss``, ``train_acc``,
+        ``val_loss``, ``val_acc``, ``lr``, ``seconds``.
+    cursor : EpochCursor, optional
+        Set when `fit` stopped inside an epoch.
+    timing : Timing, default=Timing()
+        Where training's time went (not checkpointed).
+    """
 
     model: MLP
     opt: SGD
@@ -90,24 +181,62 @@ class TrainState:
 
     @classmethod
     def fresh(cls, cfg: TrainConfig, n_in: int, n_out: int, rngs: Rngs) -> TrainState:
+        """The state of a run about to start: a new network (`build_model`) and a zero velocity.
+
+        Parameters
+        ----------
+        cfg : TrainConfig
+            The run's config.
+        n_in : int
+            Input width, D.
+        n_out : int
+            The number of classes, C.
+        rngs : Rngs
+            The run's streams; the init stream draws the weights.
+
+        Returns
+        -------
+        TrainState
+            At epoch 0, step 0.
+        """
         model = build_model(cfg, n_in, n_out, rngs)
         return cls(model, SGD(model.parameters(), cfg.momentum, cfg.nesterov), rngs)
 
 
 @dataclass(frozen=True)
 class Evaluation:
+    """A model's loss, accuracy and confusion matrix on a labelled split.
+
+    Parameters
+    ----------
+    loss : float
+        Mean cross-entropy.
+    accuracy : float
+        Share of rows classified correctly.
+    confusion : ndarray of int64, shape (C, C)
+        Counts: rows are true classes, columns predictions.
+    """
+
     loss: float
     accuracy: float
     confusion: npt.NDArray[np.int64]  # (C, C): rows are true classes, columns predictions
 
     @property
     def per_class_accuracy(self) -> list[float]:
+        """The accuracy on each true class, C numbers (NaN for a class with no row)."""
         totals = self.confusion.sum(axis=1)
         return [
             float(c / t) if t else float("nan") for c, t in zip(np.diag(self.confusion), totals)
         ]
 
     def to_dict(self) -> dict[str, Any]:
+        """The evaluation as JSON values.
+
+        Returns
+        -------
+        dict of str to object
+            ``loss``, ``accuracy``, ``per_class_accuracy`` and ``confusion`` (a list of C lists).
+        """
         return {
             "loss": self.loss,
             "accuracy": self.accuracy,
@@ -117,6 +246,20 @@ class Evaluation:
 
 
 def evaluate_logits(logits: Array, y: npt.NDArray[np.integer]) -> Evaluation:
+    """Loss, accuracy and confusion matrix of logits against labels.
+
+    Parameters
+    ----------
+    logits : ndarray of float32, shape (N, C)
+        A model's logits; not modified.
+    y : ndarray of int, shape (N,)
+        The labels.
+
+    Returns
+    -------
+    Evaluation
+        Its loss, accuracy and confusion matrix.
+    """
     C = logits.shape[1]
     loss, _ = softmax_cross_entropy(logits, y)
     pred = logits.argmax(axis=1)
@@ -125,7 +268,22 @@ def evaluate_logits(logits: Array, y: npt.NDArray[np.integer]) -> Evaluation:
 
 
 def evaluate(model: MLP, X: Array, y: npt.NDArray[np.integer]) -> Evaluation:
-    """Loss, accuracy and confusion matrix of ``model`` on standardized inputs (eval mode)."""
+    """Loss, accuracy and confusion matrix of ``model`` on standardized inputs (eval mode).
+
+    Parameters
+    ----------
+    model : MLP
+        The network.
+    X : array, shape (N, D)
+        Standardized inputs, in the library of the model's weights.
+    y : array of int, shape (N,)
+        Their labels.
+
+    Returns
+    -------
+    Evaluation
+        Its loss, accuracy and confusion matrix, computed on the host.
+    """
     return evaluate_logits(to_numpy(model.predict_logits(X)), to_numpy(y))
 
 
@@ -137,8 +295,30 @@ BatchSource = Callable[[Array, npt.NDArray[np.intp], int], Generator[Array, None
 def train_step(
     model: MLP, opt: SGD, X: Array, y: npt.NDArray[np.integer], lr: float, weight_decay: float
 ) -> tuple[float, int]:
-    """One step of minibatch SGD with L2 on the batch (X, y); returns its mean loss (without the
-    L2 term) and correct count."""
+    """One step of minibatch SGD with L2 on the batch (X, y).
+
+    Parameters
+    ----------
+    model : MLP
+        The network, updated in place.
+    opt : SGD
+        Its optimizer.
+    X : array, shape (B, D)
+        The batch's standardized inputs, in the library of the weights.
+    y : array of int, shape (B,)
+        Its labels, in the same library.
+    lr : float
+        The learning rate of this step.
+    weight_decay : float
+        lambda, the L2 coefficient on the weights.
+
+    Returns
+    -------
+    loss : float
+        The batch's mean cross-entropy before the update, without the L2 term.
+    correct : int
+        Its rows classified correctly before the update.
+    """
     logits = model.forward(X, train=True)  # (B, C)
     xp = namespace(logits)
     correct = int(xp.count_nonzero(xp.argmax(logits, axis=1) == y))  # before the update
@@ -169,6 +349,37 @@ def fit(
     ones (labels still follow ``perm``). Raises `TrainingDiverged` as soon as the loss or, at an
     epoch's end, a weight is not finite. ``cfg.device`` picks the array library the steps run on
     (`handnet.train.device`); the weights are NumPy arrays again when fit returns.
+
+    Parameters
+    ----------
+    state : TrainState
+        Where training stands; updated in place.
+    data : Dataset
+        The data: training rows to learn from, validation rows scored after each epoch.
+    cfg : TrainConfig
+        The run's config.
+    progress : bool, default=True
+        A progress bar per epoch and a line after each on stderr.
+    callbacks : Sequence of callable, default=()
+        Each called as ``cb(state, record)`` after every epoch (a checkpoint, a search's
+        pruning).
+    stop : callable, optional
+        ``stop() -> bool``, asked after every step.
+    batch_source : callable, optional
+        ``batch_source(X_train, perm, batch_size)``: a generator of the epoch's input batches
+        (B, D) in the order of ``perm``.
+
+    Returns
+    -------
+    list of dict of str to float
+        ``state.history``: one record per epoch completed so far.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the loss or a weight is not finite.
+    ConfigError
+        If ``cfg.device``'s library or GPU is missing.
     """
     data = on_device(data, cfg.device)
     state.model.to(data.X_train)
@@ -234,7 +445,19 @@ def _fit(
 
 @dataclass(frozen=True)
 class Plan:
-    """The step counts of a run and its learning rate at each step."""
+    """The step counts of a run and its learning rate at each step.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's config: epochs, lr, min_lr, warmup_epochs.
+    n : int
+        Training rows.
+    batch_size : int
+        Rows per batch: a batch larger than the training set is the whole set.
+    steps_per_epoch : int
+        ceil(n / batch_size).
+    """
 
     cfg: TrainConfig
     n: int  # training rows
@@ -243,11 +466,37 @@ class Plan:
 
     @classmethod
     def of(cls, cfg: TrainConfig, n: int) -> Plan:
+        """The plan of ``cfg`` on ``n`` training rows.
+
+        Parameters
+        ----------
+        cfg : TrainConfig
+            The run's config.
+        n : int
+            Training rows.
+
+        Returns
+        -------
+        Plan
+            Its batch size capped at ``n``, and the steps per epoch.
+        """
         bs = min(cfg.batch_size, n)
         return cls(cfg, n, bs, math.ceil(n / bs))
 
     def lr(self, step: int) -> float:
-        """The schedule, a pure function of the step (handnet.nn.schedules)."""
+        """The schedule, a pure function of the step (handnet.nn.schedules).
+
+        Parameters
+        ----------
+        step : int
+            The optimizer step, from 0.
+
+        Returns
+        -------
+        float
+            The learning rate: warmup over ``warmup_epochs``, then a cosine to ``min_lr`` at
+            the end of the last epoch.
+        """
         return warmup_cosine(
             step,
             base_lr=self.cfg.lr,

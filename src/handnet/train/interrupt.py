@@ -24,6 +24,25 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopSignals:
+    """While open, catch stop signals and remember the first; calling it asks "stop now?".
+
+    Signals reach only the main thread: opened in another one, it catches nothing.
+
+    Parameters
+    ----------
+    signals : Sequence of int, default=STOP_SIGNALS
+        The signals to catch (SIGINT and SIGTERM).
+    second_stops_now : bool, default=True
+        A second signal raises `KeyboardInterrupt` at once; off, it is ignored.
+    notice : str, optional
+        A line printed to stderr when the first signal arrives.
+
+    Attributes
+    ----------
+    signum : int or None
+        The first signal caught; None while none was.
+    """
+
     def __init__(
         self,
         signals: Sequence[int] = STOP_SIGNALS,

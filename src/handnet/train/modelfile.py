@@ -46,7 +46,23 @@ SCALAR_METRICS = frozenset(
 
 
 def model_bytes(clf: Classifier) -> bytes:
-    """The safetensors encoding of a classifier (weights + JSON metadata)."""
+    """The safetensors encoding of a classifier (weights + JSON metadata).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model; its ``meta`` is stored with the architecture, normalization and classes.
+
+    Returns
+    -------
+    bytes
+        The file's contents.
+
+    Raises
+    ------
+    HandnetError
+        If a weight is not finite.
+    """
     tensors = {k: np.ascontiguousarray(v) for k, v in clf.net.state_dict().items()}
     for k, v in tensors.items():
         if not np.all(np.isfinite(v)):
@@ -71,14 +87,53 @@ def model_bytes(clf: Classifier) -> bytes:
 
 
 def save_model(clf: Classifier, path: str | Path) -> Path:
-    """Save atomically to ``path``; returns the path."""
+    """Save atomically to ``path`` (temp file, fsync, rename).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    path : str or Path
+        The file to write (``.safetensors``).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    HandnetError
+        If a weight is not finite.
+    """
     return atomic_write_bytes(path, model_bytes(clf))
 
 
 def read_header(
     path: Path, raw: bytes, error: type[HandnetError] = ModelFileError
 ) -> dict[str, Any]:
-    """The JSON header of safetensors bytes, checked before safetensors itself sees them."""
+    """The JSON header of safetensors bytes, checked before safetensors itself sees them.
+
+    Parameters
+    ----------
+    path : Path
+        Where the bytes come from, for the error message.
+    raw : bytes
+        The whole file.
+    error : type of HandnetError, default=ModelFileError
+        The error to raise.
+
+    Returns
+    -------
+    dict of str to object
+        The header: each tensor's dtype, shape and offsets, and ``__metadata__``.
+
+    Raises
+    ------
+    HandnetError
+        ``error``, with a one-line reason: a pickle, a zip archive, too short, truncated, not
+        JSON.
+    """
     # A safetensors header is JSON starting at byte 8. Only when it is not there do the first bytes
     # name the format: a header length of 384 also starts with 0x80, like a pickle.
     looks_safetensors = raw[8:9] == b"{"
@@ -105,7 +160,24 @@ def read_header(
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The handnet metadata of a model file, without loading the weights' values."""
+    """The handnet metadata of a model file, without loading the weights' values.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+
+    Returns
+    -------
+    dict of str to object
+        The JSON metadata: format version, architecture, normalization, classes, dataset,
+        config, history, metrics, version, creation time.
+
+    Raises
+    ------
+    ModelFileError
+        With a one-line reason, if the file is not a readable handnet model.
+    """
     path = Path(path)
     raw = read_bytes(path)
     return _metadata(path, read_header(path, raw))
@@ -114,7 +186,27 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def read_bytes(
     path: Path, error: type[HandnetError] = ModelFileError, missing: str = "file not found"
 ) -> bytes:
-    """The whole file, or ``error`` with a one-line reason (model files and checkpoints alike)."""
+    """The whole file, or ``error`` with a one-line reason (model files and checkpoints alike).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    error : type of HandnetError, default=ModelFileError
+        The error to raise.
+    missing : str, default="file not found"
+        The reason given when the file does not exist.
+
+    Returns
+    -------
+    bytes
+        The file's contents.
+
+    Raises
+    ------
+    HandnetError
+        ``error``, if the file is missing, a directory, or cannot be read.
+    """
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -128,7 +220,28 @@ def read_bytes(
 def load_tensors(
     path: Path, raw: bytes, error: type[HandnetError] = ModelFileError
 ) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file already read, or ``error`` if their data is corrupt."""
+    """The tensors of a safetensors file already read, or ``error`` if their data is corrupt.
+
+    Parameters
+    ----------
+    path : Path
+        Where the bytes come from, for the error message.
+    raw : bytes
+        The whole file.
+    error : type of HandnetError, default=ModelFileError
+        The error to raise.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The tensors by key, of the shapes the header gives (``layers.0.W`` (n_in, n_out),
+        ``layers.0.b`` (n_out,), ...), unchecked.
+
+    Raises
+    ------
+    HandnetError
+        ``error``, if the tensor data is corrupt.
+    """
     try:
         return st_load(raw)
     except (SafetensorError, ValueError, OverflowError) as e:
@@ -202,8 +315,21 @@ def _check_run_record(path: Path, meta: dict[str, Any]) -> None:
 def load_model(path: str | Path) -> Classifier:
     """Load a model file, checking keys, shapes and dtypes against its metadata.
 
-    Raises `ModelFileError` with a one-line reason for anything that is not a valid handnet model:
-    a pickle, a truncated file, a missing or extra tensor, a wrong shape or dtype, an unknown version.
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+
+    Returns
+    -------
+    Classifier
+        The network with its normalization, classes, geometry and metadata.
+
+    Raises
+    ------
+    ModelFileError
+        With a one-line reason, for anything that is not a valid handnet model: a pickle, a
+        truncated file, a missing or extra tensor, a wrong shape or dtype, an unknown version.
     """
     path = Path(path)
     raw = read_bytes(path)

@@ -55,7 +55,18 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 
 def run_name(now: datetime | None = None) -> str:
-    """``model-YYYYMMDD-HHMMSS-<6 hex>``: sortable by time, and two runs in one second do not collide."""
+    """``model-YYYYMMDD-HHMMSS-<6 hex>``: sortable by time; two runs in one second do not collide.
+
+    Parameters
+    ----------
+    now : datetime, optional
+        The time to name (local time); None: now.
+
+    Returns
+    -------
+    str
+        The run's name, with 6 random hex digits at the end.
+    """
     now = now or datetime.now()
     return f"model-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
@@ -71,6 +82,22 @@ def run_model(path: str | Path) -> Path:
     newest finished run under RUNS (by the start time in its name, then by when its model was
     written).
     A path that does not exist is returned as it is, for the loader to say so.
+
+    Parameters
+    ----------
+    path : str or Path
+        A model file, a run directory, or ``RUNS/latest``.
+
+    Returns
+    -------
+    Path
+        The model file.
+
+    Raises
+    ------
+    ModelFileError
+        For a directory with no model or several, an unfinished run, or a ``latest`` with no
+        finished run beside it.
     """
     p = Path(path)
     if p.name == LATEST and not p.exists():
@@ -105,8 +132,20 @@ class SettingWarning(UserWarning):
 
 
 def doubtful_settings(cfg: TrainConfig, n_train: int) -> list[str]:
-    """What would quietly spoil a run of ``cfg`` on ``n_train`` training rows, one line each,
-    as ``setting=value: why``."""
+    """What would quietly spoil a run of ``cfg`` on ``n_train`` training rows.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's config.
+    n_train : int
+        Training rows (augmented copies included).
+
+    Returns
+    -------
+    list of str
+        One line each, as ``setting=value: why``; empty when nothing is doubtful.
+    """
     notes = []
     if cfg.batch_size > n_train:
         notes.append(
@@ -129,6 +168,20 @@ def doubtful_settings(cfg: TrainConfig, n_train: int) -> list[str]:
 
 @dataclass
 class RunResult:
+    """What a finished run gives back (`train_run`, `resume_run`).
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory.
+    model_path : Path
+        Its model file.
+    classifier : Classifier
+        The trained model, as the file holds it.
+    metrics : dict of str to object
+        What ``metrics.json`` holds, and ``time`` with the report's and wall seconds too.
+    """
+
     run_dir: Path
     model_path: Path
     classifier: Classifier
@@ -136,6 +189,18 @@ class RunResult:
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
+    """The history as ``history.csv`` holds it: a header, then one row per epoch.
+
+    Parameters
+    ----------
+    history : list of dict of str to float
+        One record per epoch (`TrainState.history`).
+
+    Returns
+    -------
+    str
+        CSV text with the columns `HISTORY_FIELDS`.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -145,9 +210,27 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 
 def time_spent(timing: Timing, spent: dict[str, float], evaluation: float) -> dict[str, float]:
-    """Where a run's wall time went, in seconds: data loading, the batches (their gather and
-    augmentation), the training steps, evaluation (validation after each epoch, then validation
-    and test once at the end), the finetune; `_finish` adds saving, report and wall."""
+    """Where a run's wall time went, in seconds.
+
+    Data loading, the batches (their gather and augmentation), the training steps, evaluation
+    (validation after each epoch, then validation and test once at the end), the finetune;
+    `_finish` adds saving, report and wall.
+
+    Parameters
+    ----------
+    timing : Timing
+        What `fit` measured: batches, steps, validation.
+    spent : dict of str to float
+        Seconds of ``"data loading"`` and ``"finetune"``.
+    evaluation : float
+        Seconds of the final validation and test evaluation.
+
+    Returns
+    -------
+    dict of str to float
+        Seconds by part: ``data loading``, ``augmentation``, ``steps``, ``evaluation``,
+        ``finetune``.
+    """
     return {
         "data loading": spent["data loading"],
         "augmentation": timing.batches,
@@ -160,6 +243,19 @@ def time_spent(timing: Timing, spent: dict[str, float], evaluation: float) -> di
 def time_line(metrics: dict[str, Any]) -> str:
     """One line for the end of ``handnet train``: where the run's wall time went.
 
+    Parameters
+    ----------
+    metrics : dict of str to object
+        A run's metrics, whose ``time`` holds seconds by part and ``wall``.
+
+    Returns
+    -------
+    str
+        ``time: <wall> s = <part> <seconds> + ... + other <rest>``; parts under 0.05 s are left
+        out, but for augmentation and steps.
+
+    Examples
+    --------
     >>> time_line({"time": {"data loading": 0.61, "augmentation": 1.2, "steps": 15.0,
     ...     "evaluation": 0.8, "finetune": 0.0, "saving": 0.1, "report": 1.4, "wall": 19.6}})
     'time:   19.6 s = data loading 0.6 + augmentation 1.2 + steps 15.0 + evaluation 0.8 + saving 0.1 + report 1.4 + other 0.5'
@@ -178,8 +274,31 @@ def load_run_data(
     data_dir: str | Path | None = None,
     mirror: str | None = None,
 ) -> Dataset:
-    """The dataset ``cfg`` names, split with ``split_rng`` (its seed's split stream), shape-normalized
-    as ``cfg.geometry`` says: what a run, its resumption and a search trial all train on."""
+    """The dataset ``cfg`` names, split with ``split_rng``, shape-normalized as ``cfg`` says.
+
+    This is what a run, its resumption and a search trial all train on.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``dataset``, ``val_size`` and ``geometry``.
+    split_rng : numpy.random.Generator
+        The split stream of the run's seed (`Rngs.for_config`).
+    data_dir : str or Path, optional
+        Where to look first for a named dataset's files.
+    mirror : str, optional
+        The base URL to download a named dataset from.
+
+    Returns
+    -------
+    Dataset
+        Standardized float32 inputs and int64 labels, split into train, validation and test.
+
+    Raises
+    ------
+    DatasetError
+        When the dataset cannot be read or split.
+    """
     return load_dataset(
         cfg.dataset,
         rng=split_rng,
@@ -197,6 +316,29 @@ def prepare_augmentation(
 
     Augmentation works on standardized images, so pixels from outside the image get the
     standardized value of black, ``norm.black``. Only the training split is ever augmented.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``aug_*`` settings, ``augment_copies`` and ``aug_thread``.
+    data : Dataset
+        The run's data.
+    rngs : Rngs
+        The run's streams; the augment stream draws the transforms.
+
+    Returns
+    -------
+    data : Dataset
+        ``data``, or with ``augment_copies`` K > 0 a copy whose training split holds the
+        originals and K augmented copies ((K + 1) n_train rows).
+    batch_source : callable or None
+        For `fit`: augments every batch anew (``augment_copies`` 0); None when no batch
+        augmentation is asked for.
+
+    Raises
+    ------
+    ConfigError
+        If the images cannot be augmented (say rows whose length is not a square).
     """
     spec = cfg.augment_spec()
     if not spec.active:
@@ -230,6 +372,45 @@ def train_run(
     The directory is created once the data has loaded; a checkpoint is written there every
     ``checkpoint_every`` epochs (0: only when stopped) and removed when the run has finished.
     When ``stop()`` turns true the run writes a checkpoint and raises `RunInterrupted`.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's config.
+    out : str or Path, default="runs"
+        The folder to make the run directory in.
+    data : Dataset, optional
+        The data to train on; None: loaded as ``cfg`` says (`load_run_data`).
+    data_dir : str or Path, optional
+        Where to look first for a named dataset's files.
+    mirror : str, optional
+        The base URL to download a named dataset from.
+    progress : bool, default=True
+        Progress bars and lines on stderr.
+    callbacks : tuple of callable, default=()
+        Each called as ``cb(state, record)`` after every epoch.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints; 0: only when stopped.
+    stop : callable, optional
+        ``stop() -> bool``, asked after every step (`handnet.train.interrupt.StopSignals`).
+    publish : callable, optional
+        ``publish(classifier, data, run_dir)``: writes the plots and report of the finished run.
+
+    Returns
+    -------
+    RunResult
+        The run directory, the model file, the model and its metrics.
+
+    Raises
+    ------
+    RunInterrupted
+        When ``stop()`` turned true; the checkpoint is saved.
+    TrainingDiverged
+        When the loss or a weight is not finite.
+    ConfigError
+        If the data has no test split, or ``checkpoint_every`` is negative.
+    HandnetError
+        If the run directory cannot be made.
     """
     t_start = time.perf_counter()
     rngs = Rngs.for_config(cfg)
@@ -282,6 +463,41 @@ def resume_run(
 
     The data is loaded again exactly as at the start (same seed, same split) and must match what
     the checkpoint recorded; ``data_dir`` and ``mirror`` default to the ones the run started with.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The unfinished run's directory, holding ``checkpoint.safetensors``.
+    data : Dataset, optional
+        The data to train on; None: loaded again as the run's config says.
+    data_dir : str or Path, optional
+        Where to look first for a named dataset's files; None: the run's.
+    mirror : str, optional
+        The base URL to download a named dataset from; None: the run's.
+    progress : bool, default=True
+        Progress bars and lines on stderr.
+    callbacks : tuple of callable, default=()
+        Each called as ``cb(state, record)`` after every epoch.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints; 0: only when stopped.
+    stop : callable, optional
+        ``stop() -> bool``, asked after every step.
+    publish : callable, optional
+        ``publish(classifier, data, run_dir)``: writes the plots and report of the finished run.
+
+    Returns
+    -------
+    RunResult
+        The run directory, the model file, the model and its metrics.
+
+    Raises
+    ------
+    CheckpointError
+        If there is no run or no valid checkpoint, the run has finished, or the data differs.
+    RunInterrupted
+        When ``stop()`` turned true again; the checkpoint is saved.
+    TrainingDiverged
+        When the loss or a weight is not finite.
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)

@@ -31,7 +31,25 @@ CHUNK = 2048
 
 
 def training_augmentation(clf: Classifier) -> AugmentSpec:
-    """The augmentation ``clf`` was trained with, read from the config stored in its file."""
+    """The augmentation ``clf`` was trained with, read from the config stored in its file.
+
+    Parameters
+    ----------
+    clf : Classifier
+        A model read from a file.
+
+    Returns
+    -------
+    AugmentSpec
+        Its training augmentation, active.
+
+    Raises
+    ------
+    ConfigError
+        If the model was trained without augmentation.
+    ModelFileError
+        If its file stores no valid config.
+    """
     spec = TrainConfig.stored_in(clf).augment_spec()
     if not spec.active:
         raise ConfigError(
@@ -41,7 +59,22 @@ def training_augmentation(clf: Classifier) -> AugmentSpec:
 
 
 def check_augmented(models: Sequence[Classifier], names: Sequence[str]) -> None:
-    """Fail before any work, naming the file, if a model has no augmentation to draw copies from."""
+    """Fail before any work, naming the file, if a model has no augmentation to draw copies from.
+
+    Parameters
+    ----------
+    models : Sequence of Classifier
+        The models.
+    names : Sequence of str
+        Their files' names, one per model, for the error messages.
+
+    Raises
+    ------
+    ConfigError
+        If a model was trained without augmentation.
+    ModelFileError
+        If a model's file stores no valid config.
+    """
     for clf, name in zip(models, names):
         try:
             training_augmentation(clf)
@@ -52,8 +85,30 @@ def check_augmented(models: Sequence[Classifier], names: Sequence[str]) -> None:
 def view_average_proba(
     clf: Classifier, x: Array, views: int = 0, rng: np.random.Generator | None = None
 ) -> Array:
-    """Class probabilities (N, classes), float64, of network inputs ``x`` (`Classifier.prepare`'s
-    output) averaged with ``views`` augmented copies drawn with ``rng``; views = 0 is plain."""
+    """Class probabilities of network inputs averaged with ``views`` augmented copies of them.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model; its stored config says which augmentation to draw.
+    x : ndarray of float32, shape (N, D)
+        Network inputs, as `Classifier.prepare` gives them.
+    views : int, default=0
+        K, the augmented copies of each input; 0 is the plain probabilities.
+    rng : numpy.random.Generator, optional
+        Draws the copies; needed when ``views`` > 0.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, C)
+        (p(c | x) + sum_k p(c | T_k x)) / (K + 1).
+
+    Raises
+    ------
+    ConfigError
+        If ``views`` is not a whole number >= 0, or ``views`` > 0 without a Generator, or the
+        model was trained without augmentation.
+    """
     if isinstance(views, bool) or not isinstance(views, int | np.integer) or views < 0:
         raise ConfigError(f"views={views!r}: must be a whole number >= 0")
     total = softmax(clf.net.predict_logits(x)).astype(np.float64)
@@ -77,5 +132,22 @@ def tta_proba(
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> Array:
-    """`view_average_proba` of raw images (prepared as `Classifier.predict_proba` does)."""
+    """`view_average_proba` of raw images (prepared as `Classifier.predict_proba` does).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    images : ndarray, shape (N, H, W)
+        Raw inputs, or rows (N, D).
+    views : int, default=0
+        K, the augmented copies of each input; 0 is the plain probabilities.
+    rng : numpy.random.Generator, optional
+        Draws the copies; needed when ``views`` > 0.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, C)
+        The class probabilities, averaged over the input and its K copies.
+    """
     return view_average_proba(clf, clf.prepare(images), views, rng)
