@@ -94,6 +94,22 @@ def test_importances_of_a_too_small_study_say_why_instead_of_failing() -> None:
     assert "not available" in fig.axes[0].texts[0].get_text()
 
 
+def test_a_study_without_finished_trials_draws_plots_that_say_so(tmp_path: Path) -> None:
+    """handnet search --summary draws its plots whatever the study holds: none finished (a new
+    study, or every trial failed) is a figure that says so, not a crash."""
+    study = optuna.create_study(direction="maximize", study_name="empty")
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, params={"lr": 0.3}, distributions={"lr": DISTS["lr"]})
+    )
+    fig = params_figure(study)
+    assert fig.axes[0].texts[0].get_text() == "no completed or pruned trial yet"
+    assert [p.name for p in write_plots(study, tmp_path)] == [
+        "search-params.png",
+        "search-history.png",
+        "search-importances.png",
+    ]
+
+
 def test_write_plots_writes_each_figure_as_its_png(tmp_path: Path) -> None:
     study = study_with_trials()
     paths = write_plots(study, tmp_path / "out")

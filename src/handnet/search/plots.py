@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from matplotlib.figure import Figure
@@ -67,6 +68,12 @@ def params_figure(study: optuna.Study) -> Figure:
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
     best = max(done, key=lambda t: t.value or 0.0) if done else None
+    handles: list[Any] = []
+    labels: list[str] = []
+    if not dists:  # no trial has finished an epoch yet (or every one failed)
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no completed or pruned trial yet", ha="center", va="center")
+        ax.set_axis_off()
     for i, (name, dist) in enumerate(dists.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
         for group, color, marker, label, y in (
@@ -117,7 +124,8 @@ def params_figure(study: optuna.Study) -> Figure:
         if i == 0:
             handles, labels = ax.get_legend_handles_labels()
     # One legend for all panels, above them: inside a panel it can hide the best trial's star.
-    fig.legend(handles, labels, loc="upper right", ncol=2, fontsize="small")
+    if handles:
+        fig.legend(handles, labels, loc="upper right", ncol=2, fontsize="small")
     fig.suptitle(f"{study.study_name}: validation accuracy vs hyperparameters")
     return fig
 

@@ -43,7 +43,7 @@ _PLOTS = (
         "Hyperparameter importances",
         importances_figure,
         "How much of the variation in validation accuracy each hyperparameter explains (Optuna's "
-        "default importance evaluator).",
+        "PED-ANOVA evaluator, which compares the best trials' values with all trials').",
     ),
 )
 
