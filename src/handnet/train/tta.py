@@ -26,7 +26,7 @@ Array = npt.NDArray[np.floating]
 
 # Images augmented at a time: bounds the memory of the sampling coordinates. 512 ran about 20%
 # faster here (bench/tta.py), but the chunk decides the order of the random draws, and the
-# accuracies in the README were measured with 2048.
+# --tta accuracies in the README and docs/explanation/results.md were measured with 2048.
 CHUNK = 2048
 
 
