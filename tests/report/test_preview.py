@@ -53,3 +53,16 @@ def test_mosaic_lays_tiles_out_row_by_row_with_gaps_between_only() -> None:
     np.testing.assert_array_equal(
         mosaic(tiles[:2], cols=1, gap=2, fill=0.5)[:, 0], [1, 1, 0.5, 0.5, 2, 2]
     )
+
+
+def test_a_last_row_of_fewer_than_8_keeps_each_version_under_its_original() -> None:
+    """12 originals, two versions: rows of 8 originals, 8 of each version, then 4 of each,
+    filled up with blank tiles (handnet augment-preview --n takes any N)."""
+    orig = np.zeros((12, 28, 28))
+    versions = [np.ones((12, 28, 28)), np.full((12, 28, 28), 0.5)]
+    _, grid = decode(array_png(preview_grid(orig, versions, scale=1)))
+    assert grid.shape == (6 * 30 + 2, 8 * 30 + 2)
+    tile = lambda r, c: grid[2 + 30 * r : 30 + 30 * r, 2 + 30 * c : 30 + 30 * c]  # noqa: E731
+    for r, value in ((3, 0), (4, 255), (5, 128)):  # the second block: originals 8-11, versions
+        assert all(np.all(tile(r, c) == value) for c in range(4))
+        assert all(np.all(tile(r, c) == 96) for c in range(4, 8))  # blank: the frame's gray

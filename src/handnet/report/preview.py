@@ -75,9 +75,9 @@ def preview_grid(
 ) -> npt.NDArray[np.uint8]:
     """Rows of 8: each original row is followed by one row per augmented version of it.
 
-    White ink on black, in gray frames 2 px wide. When N is not a multiple of 8, the last
-    originals and their versions run on in the same rows (the tiles are laid out 8 a row in
-    one sequence).
+    White ink on black, in gray frames 2 px wide. When N is not a multiple of 8, the last row of
+    originals and each of its versions are filled up with blank (gray) tiles, so that every
+    version stays under its original.
 
     Parameters
     ----------
@@ -92,15 +92,17 @@ def preview_grid(
     -------
     ndarray of uint8, shape (Hg, Wg)
         The grayscale picture, for `array_png`: ``Hg = scale * (R * (H + 2) + 2)`` and
-        ``Wg = scale * (8 * (W + 2) + 2)``, with ``R = ceil(N * (1 + len(augmented)) / 8)``
+        ``Wg = scale * (8 * (W + 2) + 2)``, with ``R = ceil(N / 8) * (1 + len(augmented))``
         rows of images.
     """
     n = originals.shape[0]
+    gray = _FRAME / 255
     blocks = []
     for i in range(0, n, 8):
-        blocks.append(originals[i : i + 8])
-        blocks.extend(a[i : i + 8] for a in augmented)
-    gray = _FRAME / 255
+        for images in (originals, *augmented):
+            row = images[i : i + 8]
+            blank = np.full((8 - len(row), *row.shape[1:]), gray, dtype=row.dtype)
+            blocks.append(np.concatenate([row, blank]))  # a whole row of 8 tiles
     grid = np.pad(mosaic(np.concatenate(blocks), cols=8, gap=2, fill=gray), 2, constant_values=gray)
     pixels = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8)
     return np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))  # nearest-neighbour zoom
