@@ -3,7 +3,9 @@
     python bench/gpu.py                       # on a machine with a CUDA GPU
     python bench/gpu.py --systems handnet-torch,torch --shapes 784-64-10 --rows 5000   # a CPU smoke run
 
-Seconds per epoch (``--rows`` bundled MNIST training images, float32, no augmentation) is the
+Seconds per epoch (``--rows`` bundled MNIST training images, float32; no augmentation, or with
+``--aug distort`` configs/ciresan.toml's elastic and affine distortions, made on the device
+for handnet and left out for PyTorch, which has no such transform of its own) is the
 median of ``--epochs`` epochs after one warm-up epoch, read from each epoch's ``seconds`` in the
 history that ``fit`` writes (the batch loop, without the validation pass). The systems:
 
@@ -32,6 +34,15 @@ import numpy as np
 SHAPES = ["784-800-10", "784-2500-2000-1500-1000-500-10"]
 BATCHES = [128, 1024]
 SYSTEMS = ["handnet-cupy", "handnet-torch-cuda", "torch", "handnet-cpu"]
+# --aug distort: configs/ciresan.toml's distortions (elastic alpha 36, sigma 6, rotation and
+# scaling), drawn anew for every batch on the batch's device.
+DISTORT = {
+    "aug_shift": 0.0,
+    "aug_rotate": 10.0,
+    "aug_scale": 0.1,
+    "aug_elastic_alpha": 36.0,
+    "aug_elastic_sigma": 6.0,
+}
 
 
 def load(rows: int) -> Any:
@@ -44,20 +55,23 @@ def load(rows: int) -> Any:
 
 
 def handnet_epochs(
-    data: Any, sizes: list[int], batch: int, epochs: int, device: str
+    data: Any, sizes: list[int], batch: int, epochs: int, device: str, aug: str = "none"
 ) -> list[float]:
     from handnet.train.config import Rngs, TrainConfig
     from handnet.train.fit import TrainState, fit
+    from handnet.train.runs import prepare_augmentation
 
     cfg = TrainConfig(
         hidden_sizes=tuple(sizes[1:-1]),
         batch_size=batch,
         epochs=epochs + 1,
-        aug_shift=0.0,
         device=device,
+        **(DISTORT if aug == "distort" else {"aug_shift": 0.0}),
     )
-    state = TrainState.fresh(cfg, sizes[0], sizes[-1], Rngs.for_config(cfg))
-    history = fit(state, data, cfg, progress=False)
+    rngs = Rngs.for_config(cfg)
+    data, source = prepare_augmentation(cfg, data, rngs)
+    state = TrainState.fresh(cfg, sizes[0], sizes[-1], rngs)
+    history = fit(state, data, cfg, progress=False, batch_source=source)
     return [r["seconds"] for r in history[1:]]
 
 
@@ -114,13 +128,17 @@ def main() -> None:
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
     ap.add_argument("--rows", type=int, default=55000, help="training images per epoch")
+    ap.add_argument("--aug", choices=["none", "distort"], default="none")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     data = load(args.rows)
     results: list[dict[str, Any]] = []
     for shape in args.shapes.split(","):
         sizes = [int(s) for s in shape.split("-")]
-        print(f"\n### {shape}, {args.rows:,} images per epoch, median of {args.epochs} epochs\n")
+        print(
+            f"\n### {shape}, {args.rows:,} images per epoch, augmentation {args.aug}, "
+            f"median of {args.epochs} epochs\n"
+        )
         print("| system | batch | s/epoch | images/s |\n|---|---:|---:|---:|")
         for batch in map(int, args.batches.split(",")):
             for system in args.systems.split(","):
@@ -131,7 +149,7 @@ def main() -> None:
                         secs = torch_epochs(data, sizes, batch, args.epochs)
                     else:
                         device = system.removeprefix("handnet-")
-                        secs = handnet_epochs(data, sizes, batch, args.epochs, device)
+                        secs = handnet_epochs(data, sizes, batch, args.epochs, device, args.aug)
                 except Exception as e:  # a missing library or GPU: say so, measure the rest
                     print(f"| {system} | {batch} | failed: {type(e).__name__}: {e} | |")
                     continue
@@ -142,6 +160,7 @@ def main() -> None:
                         "shape": shape,
                         "batch": batch,
                         "system": system,
+                        "aug": args.aug,
                         "seconds": secs,
                         "median": med,
                     }
