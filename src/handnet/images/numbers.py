@@ -46,24 +46,54 @@ ATTACH_GAP = 0.3  # a mark shorter than that joins a digit this many heights awa
 
 @dataclass
 class DigitReading:
-    """One digit found in a photo: the network's answer, its box, and its 28x28 input."""
+    """One digit found in a photo: the network's answer, its box, and its 28x28 input.
+
+    Parameters
+    ----------
+    label : str
+        The likeliest class.
+    probabilities : ndarray of float32, shape (n_classes,)
+        One per class, in the model's class order.
+    box : tuple of int
+        (left, top, right, bottom) of its ink in the photo's pixels; right and bottom exclusive.
+    input : ndarray of uint8, shape (side, side)
+        What the network was given: the digit after MNIST's steps, white ink on black.
+    """
 
     label: str
-    probabilities: npt.NDArray[np.float32]  # one per class
+    probabilities: npt.NDArray[np.float32]
     box: Box
     input: npt.NDArray[np.uint8]
 
     @property
     def confidence(self) -> float:
+        """The probability of ``label``."""
         return float(self.probabilities.max())
 
     def to_dict(self) -> dict[str, Any]:
+        """The digit as `handnet predict --json` prints it.
+
+        Returns
+        -------
+        dict of str to object
+            ``label``, ``confidence`` and ``box`` (a list of four ints).
+        """
         return {"label": self.label, "confidence": self.confidence, "box": list(self.box)}
 
 
 @dataclass
 class NumberReading:
-    """The digits found in one photo, left to right (none on a page without a digit)."""
+    """The digits found in one photo, left to right (none on a page without a digit).
+
+    Parameters
+    ----------
+    source : str
+        The photo's name: its path, or "image".
+    classes : list of str
+        The model's class labels.
+    digits : list of DigitReading, optional
+        The digits found, left to right; empty when there is none.
+    """
 
     source: str
     classes: list[str]
@@ -75,14 +105,42 @@ class NumberReading:
         return "".join(d.label for d in self.digits) if self.digits else None
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
-        """The ``k`` likeliest classes of a single digit."""
+        """The ``k`` likeliest classes of a single digit.
+
+        Parameters
+        ----------
+        k : int, default=3
+            How many.
+
+        Returns
+        -------
+        list of (str, float)
+            (label, probability), likeliest first.
+
+        Raises
+        ------
+        ValueError
+            When the photo holds no digit or several.
+        """
         (only,) = self.digits
         order = np.argsort(-only.probabilities, kind="stable")[:k]
         return [(self.classes[i], float(only.probabilities[i])) for i in order]
 
     def to_dict(self, k: int = 3) -> dict[str, Any]:
-        """``file``, ``number`` and ``digits``; a single digit also has what `predict` gave
-        for it before numbers were read: ``label``, ``probability``, ``top``, ``probabilities``."""
+        """The reading as `handnet predict --json` prints it.
+
+        Parameters
+        ----------
+        k : int, default=3
+            How many classes ``top`` lists, for a single digit.
+
+        Returns
+        -------
+        dict of str to object
+            ``file``, ``number`` (a string, or None) and ``digits`` (`DigitReading.to_dict`
+            each); a single digit also has what `predict` gave for it before numbers were read:
+            ``label``, ``probability``, ``top`` and ``probabilities``.
+        """
         out: dict[str, Any] = {
             "file": self.source,
             "number": self.number,
@@ -106,9 +164,31 @@ def read_number(
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> NumberReading:
-    """Find and read every digit in one image (a path, encoded bytes or a grayscale array).
-    Raises ImageError when the file cannot be read; a page without a digit has no digits.
-    ``views`` and ``rng``: test-time augmentation of each digit, as in `predict_images`."""
+    """Find and read every digit in one image, left to right (the module's steps).
+
+    Parameters
+    ----------
+    clf : Classifier
+        A model of square images (28x28 for MNIST).
+    source : str, Path, bytes or ndarray of shape (H, W)
+        A file, its encoded bytes, or a grayscale array (uint8 in [0, 255] or float in [0, 1]).
+    name : str, optional
+        What error messages call the image; the path, or "image", by default.
+    views : int, default=0
+        Test-time augmentation of each digit, as in `predict_images`.
+    rng : numpy.random.Generator, optional
+        Draws the augmented copies.
+
+    Returns
+    -------
+    NumberReading
+        The digits found; none on a page without a digit (``number`` is then None).
+
+    Raises
+    ------
+    ImageError
+        When the file cannot be read.
+    """
     label = name or (str(source) if isinstance(source, str | Path) else "image")
     side = input_field(clf)
     found = find_digits(clf, gray_image(source, label), side, label)
@@ -129,7 +209,21 @@ def flatten_light(gray: npt.ArrayLike) -> FloatImage:
     lit and shadowed paper wider than the window remain), then grow back under the image
     (geodesic dilation until nothing changes). A plain opening would cut a shadow's corner
     narrower than the window off as ink; reconstruction restores each region that the window
-    fitted somewhere, whole, and never a stroke. Done on a copy BACKGROUND_SIDE pixels long."""
+    fitted somewhere, whole, and never a stroke. Done on a copy BACKGROUND_SIDE pixels long.
+
+    Dark ink is the rule. On a dark page (a chalk board, or paper mostly in shadow) both are
+    tried, and the ink is what encloses the other (`_ink_side`).
+
+    Parameters
+    ----------
+    gray : array_like, shape (H, W)
+        The photo in grayscale, in [0, 1], 1 being white.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        The ink's strength above its paper, in [0, 1]: 0 on paper, lit or in shadow.
+    """
     from scipy import ndimage
 
     g = np.asarray(gray, dtype=np.float32)
@@ -138,14 +232,19 @@ def flatten_light(gray: npt.ArrayLike) -> FloatImage:
     small = ndimage.zoom(g, s, order=1, mode="nearest") if s < 1 else g
     small = ndimage.gaussian_filter(small, 1.0)  # sensor noise would make the erosion blotchy
     k = max(3, round(BACKGROUND_WINDOW * min(small.shape)))
-    # Dark ink, unless the page is dark and its far tail from the paper around it (a local mean,
-    # which a shadow or a gradient moves with the paper) is on the light side.
-    d = small - ndimage.uniform_filter(small, k)
-    light_ink = float(np.median(small)) < 0.5 and float(np.percentile(d, 99.5)) > -float(
-        np.percentile(d, 0.5)
-    )
-    if not light_ink:
-        g, small = 1.0 - g, 1.0 - small
+    dark = _above_paper(1.0 - g, 1.0 - small, k)
+    if float(np.median(small)) >= 0.5:
+        return dark
+    light = _above_paper(g, small, k)
+    return light if _ink_side(light, dark) else dark
+
+
+def _above_paper(g: FloatImage, small: FloatImage, k: int) -> FloatImage:
+    """``g`` (ink bright) less its paper, estimated on ``small`` (``g`` shrunk and smoothed) by
+    an opening by reconstruction with a ``k`` pixel window; clipped to [0, 1]."""
+    from scipy import ndimage
+
+    H, W = g.shape
     # Its border repeated outwards, a shadow that comes in from outside the picture is as wide
     # past the edge as at it, so the window fits in a corner of shadow too.
     extended = np.pad(small, k, mode="edge")
@@ -156,7 +255,7 @@ def flatten_light(gray: npt.ArrayLike) -> FloatImage:
             break
         paper = grown
     paper = paper[k:-k, k:-k]
-    if s < 1:
+    if paper.shape != (H, W):
         # mode "nearest": rounding can put the last pixel a hair outside, where "constant" is 0
         paper = ndimage.zoom(
             paper, (H / paper.shape[0], W / paper.shape[1]), order=1, mode="nearest"
@@ -164,10 +263,51 @@ def flatten_light(gray: npt.ArrayLike) -> FloatImage:
     return np.clip(g - paper[:H, :W], 0.0, 1.0).astype(np.float32)
 
 
+def _ink_side(light: FloatImage, dark: FloatImage) -> bool:
+    """Whether the ink is ``light`` rather than ``dark`` (the page flattened both ways).
+
+    Each way, what stands above the paper is the ink, or the paper that the ink encloses (the
+    inside of a "0" is narrower than the window too). Ink encloses paper, never the reverse: the
+    strokes of one side (`_keep_strokes`) that lie in the holes of the other's are not ink, and
+    the side with more ink left, weighed by its contrast, is the ink's. A shadow's edge, which
+    fooled a comparison of the two sides' extremes, leaves no stroke either way; a band of lit
+    paper narrower than the window rises above the paper, faintly, and is no stroke either."""
+    from scipy import ndimage
+
+    marks = []
+    for f in (light, dark):
+        least = max(MIN_INK / 2, INK_SIGMAS * _noise(f))
+        mark = f >= least
+        _keep_strokes(mark, f, least)
+        marks.append(mark)
+    light_mark, dark_mark = marks
+    light_ink = float(light[light_mark & ~ndimage.binary_fill_holes(dark_mark)].sum())
+    dark_ink = float(dark[dark_mark & ~ndimage.binary_fill_holes(light_mark)].sum())
+    return light_ink > dark_ink
+
+
 def find_digits(
     clf: Classifier, gray: FloatImage, side: int, name: str
 ) -> list[tuple[Box, npt.NDArray[np.uint8]]]:
-    """Each digit's box and (side, side) uint8 input, left to right."""
+    """Find the digits in a photo (steps 1 to 4 of the module's docstring).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model that judges where touching digits are cut apart (`best_pieces`).
+    gray : ndarray of float32, shape (H, W)
+        The photo in grayscale, in [0, 1], 1 being white.
+    side : int
+        The side of the model's input (28 for MNIST).
+    name : str
+        What error messages call the photo.
+
+    Returns
+    -------
+    list of (tuple of int, ndarray of uint8 of shape (side, side))
+        Left to right, each digit's box (left, top, right, bottom) in the photo's pixels and its
+        input for the network; empty for a page without a digit.
+    """
     flat = flatten_light(gray)
     if float(flat.max()) < MIN_INK:
         return []
