@@ -4,6 +4,7 @@ from typing import Any
 
 from handnet.data import Dataset, load_dataset
 from handnet.errors import ConfigError, DatasetError, HandnetError, ModelFileError, TrainingDiverged
+from handnet.images.numbers import DigitReading, NumberReading, read_number
 from handnet.images.predict import Prediction, predict_images
 from handnet.images.preprocess import ImageError, load_image, preprocess_digit
 from handnet.nn.model import MLP
@@ -22,9 +23,11 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "DatasetError",
+    "DigitReading",
     "HandnetError",
     "ImageError",
     "ModelFileError",
+    "NumberReading",
     "Prediction",
     "Rngs",
     "TrainConfig",
@@ -38,6 +41,7 @@ __all__ = [
     "load_model",
     "predict_images",
     "preprocess_digit",
+    "read_number",
     "save_model",
     "train_run",
 ]

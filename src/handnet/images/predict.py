@@ -25,7 +25,23 @@ ImageSource = str | Path | bytes | npt.NDArray[Any]
 class Prediction:
     """The model's answer for one image, the 28x28 input it was given (uint8, white ink on black),
     and that input as the network saw it: deskewed or width-normalized if the model was trained so
-    (`Classifier.geometry`), else the same image."""
+    (`Classifier.geometry`), else the same image.
+
+    Parameters
+    ----------
+    source : str
+        The image's name: its path, or "image N" for bytes and arrays.
+    label : str
+        The likeliest class.
+    probabilities : ndarray of float32, shape (n_classes,)
+        One per class, in ``classes`` order.
+    classes : list of str
+        The model's class labels.
+    input : ndarray of uint8, shape (side, side)
+        The preprocessed image (28x28 for MNIST), white ink on black.
+    seen : ndarray of uint8, shape (side, side)
+        ``input`` after the model's shape normalization: what the network was given.
+    """
 
     source: str
     label: str
@@ -35,10 +51,35 @@ class Prediction:
     seen: npt.NDArray[np.uint8]
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` likeliest classes.
+
+        Parameters
+        ----------
+        k : int, default=3
+            How many.
+
+        Returns
+        -------
+        list of (str, float)
+            (label, probability), likeliest first; ties keep the classes' order.
+        """
         order = np.argsort(-self.probabilities, kind="stable")[:k]
         return [(self.classes[i], float(self.probabilities[i])) for i in order]
 
     def to_dict(self, k: int = 3) -> dict[str, Any]:
+        """The prediction as `handnet predict --json` prints it.
+
+        Parameters
+        ----------
+        k : int, default=3
+            How many classes ``top`` lists.
+
+        Returns
+        -------
+        dict of str to object
+            ``file``, ``label``, ``probability``, ``top`` (label and probability of the ``k``
+            likeliest) and ``probabilities`` (class to probability).
+        """
         return {
             "file": self.source,
             "label": self.label,
@@ -49,7 +90,23 @@ class Prediction:
 
 
 def input_field(clf: Classifier) -> int:
-    """The side of the square input the model was trained on (28 for MNIST)."""
+    """The side of the square input the model was trained on (28 for MNIST).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+
+    Returns
+    -------
+    int
+        The side, in pixels.
+
+    Raises
+    ------
+    HandnetError
+        When the model's inputs are not square images (a tabular dataset's model).
+    """
     shape = tuple(clf.image_shape)
     side = math.isqrt(clf.net.n_in)
     if (len(shape) == 2 and shape[0] == shape[1]) or (len(shape) == 1 and side * side == shape[0]):
@@ -60,15 +117,49 @@ def input_field(clf: Classifier) -> int:
 def prepare_image(
     clf: Classifier, source: ImageSource, name: str | None = None
 ) -> npt.NDArray[np.uint8]:
-    """Decode (if needed) and preprocess one image into the model's (side, side) uint8 input.
-    An ndarray is taken as grayscale, uint8 in [0, 255] or float in [0, 1], any ink colour."""
+    """Decode (if needed) and preprocess one image into the model's input (MNIST's steps,
+    `handnet.images.preprocess`).
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model, for the side of its input.
+    source : str, Path, bytes or ndarray of shape (H, W)
+        A file, its encoded bytes, or a grayscale array: uint8 in [0, 255] or float in [0, 1],
+        any ink colour.
+    name : str, optional
+        What error messages call the image; the path, or "image", by default.
+
+    Returns
+    -------
+    ndarray of uint8, shape (side, side)
+        White ink on black, fitted and centred as MNIST's digits are.
+
+    Raises
+    ------
+    ImageError
+        When the image cannot be read, or holds no ink (`NoInkError`).
+    """
     label = name or (str(source) if isinstance(source, str | Path) else "image")
     return to_uint8(preprocess_digit(gray_image(source, label), field=input_field(clf), name=label))
 
 
 def gray_image(source: ImageSource, name: str) -> npt.NDArray[np.float32]:
-    """An image as float32 grayscale in [0, 1]: a file or encoded bytes decoded (`load_image`),
-    an ndarray taken as grayscale, uint8 in [0, 255] or float in [0, 1]."""
+    """An image as float32 grayscale in [0, 1].
+
+    Parameters
+    ----------
+    source : str, Path, bytes or ndarray of shape (H, W)
+        A file or encoded bytes, decoded by `load_image`; or an array taken as grayscale, uint8
+        in [0, 255] or float in [0, 1].
+    name : str
+        What error messages call the image.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        The grayscale image, 1 being white.
+    """
     if isinstance(source, np.ndarray):
         scale = np.float32(1 / 255 if source.dtype.kind in "ui" else 1)
         return source.astype(np.float32) * scale
@@ -82,10 +173,33 @@ def predict_images(
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> list[Prediction]:
-    """Predict each image (paths, encoded bytes or grayscale arrays). Raises an ImageError naming
-    the first image that cannot be read or holds no ink; the CLI predicts files one by one.
-    With ``views`` > 0 the probabilities average over that many augmented copies drawn from
-    ``rng`` (test-time augmentation, `handnet.train.tta`)."""
+    """Predict one digit in each image.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    images : sequence of str, Path, bytes or ndarray of shape (H, W)
+        Paths, encoded bytes or grayscale arrays (as in `prepare_image`).
+    names : sequence of str, optional
+        What to call each image; the paths, or "image N", by default.
+    views : int, default=0
+        With ``views`` > 0 the probabilities average over the image and that many augmented
+        copies drawn from ``rng`` (test-time augmentation, `handnet.train.tta`).
+    rng : numpy.random.Generator, optional
+        Draws the copies; needed when ``views`` > 0.
+
+    Returns
+    -------
+    list of Prediction
+        One per image, in order.
+
+    Raises
+    ------
+    ImageError
+        Naming the first image that cannot be read or holds no ink; the CLI predicts files one
+        by one so that one bad file does not stop the rest.
+    """
     labels = list(names) if names is not None else [_name(s, i) for i, s in enumerate(images)]
     if not labels:
         return []
@@ -104,9 +218,25 @@ def predict_pixels(
     views: int = 0,
     rng: np.random.Generator | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Class probabilities (N, classes) of inputs already like the model's training images (the
-    rows of a CSV file): shape normalization and standardization as in training, no photo
-    preprocessing. ``views`` and ``rng`` as in `predict_images`."""
+    """Class probabilities of inputs already like the model's training images (the rows of a
+    CSV file): shape normalization and standardization as in training, no photo preprocessing.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    X : ndarray, shape (n, side, side) or (n, n_features)
+        The inputs, in the training data's pixel scale (0-255 for MNIST).
+    views : int, default=0
+        Test-time augmentation, as in `predict_images`.
+    rng : numpy.random.Generator, optional
+        Draws the augmented copies.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n_classes)
+        Each row sums to 1.
+    """
     seen = clf.normalize_shape(X)
     return view_average_proba(clf, clf.standardize(seen), views, rng).astype(np.float32)
 
@@ -117,7 +247,19 @@ def _name(source: ImageSource, i: int) -> str:
 
 @dataclass
 class HiddenUnit:
-    """A first-layer hidden unit: its activation, its score, and its incoming weights as an image."""
+    """A first-layer hidden unit: its activation, its score, and its incoming weights as an image.
+
+    Parameters
+    ----------
+    unit : int
+        Its index in the first hidden layer.
+    activation : float
+        Its activation h_j for the input.
+    score : float
+        Its push towards the predicted class (see `strongest_units`).
+    weights : ndarray of float32, shape (side, side)
+        Its incoming weights, the pattern it responds to.
+    """
 
     unit: int
     activation: float
@@ -132,6 +274,20 @@ def strongest_units(clf: Classifier, image: npt.NDArray[np.uint8], k: int = 8) -
     With one hidden layer, unit j's share of the winning logit c is h_j * W2[j, c], so units are
     ranked by that contribution. With deeper networks the path is not a single product, and units
     are ranked by activation h_j. h = act(W1^T x' + b1) on the normalized input x'.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model.
+    image : ndarray of uint8, shape (side, side)
+        The input as the network sees it (`Prediction.seen`).
+    k : int, default=8
+        How many units.
+
+    Returns
+    -------
+    list of HiddenUnit
+        The ``k`` strongest, strongest first; empty for a network without a hidden layer.
     """
     dense = clf.net.dense_layers()
     if len(dense) < 2:  # no hidden layer

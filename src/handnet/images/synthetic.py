@@ -22,8 +22,17 @@ Box = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom 
 
 @dataclass(frozen=True)
 class Page:
-    """A grayscale photo (H, W) uint8, dark ink on light paper, and what it shows: the digits'
-    labels left to right and each digit's box (empty for a blank page)."""
+    """A photo and what it shows.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W)
+        The photo in grayscale, dark ink on light paper.
+    labels : tuple of int
+        The digits' labels, left to right; empty for a blank page.
+    boxes : tuple of (int, int, int, int)
+        Each digit's box (left, top, right, bottom) in the photo, right and bottom exclusive.
+    """
 
     image: npt.NDArray[np.uint8]
     labels: tuple[int, ...]
@@ -31,6 +40,7 @@ class Page:
 
     @property
     def number(self) -> str:
+        """The labels as a string, such as "2024"; "" for a blank page."""
         return "".join(map(str, self.labels))
 
 
@@ -55,10 +65,29 @@ def write_number(
     gaps: tuple[float, float] = (-0.08, 0.3),
     drops: tuple[float, float] = (-0.06, 0.06),
 ) -> tuple[npt.NDArray[np.float32], list[Box]]:
-    """The ink (H, W) in [0, 1] of MNIST ``digits`` (n, 28, 28) written side by side, each
-    ``height`` px tall (+-10%), and each digit's box in that ink image. The gap between
-    neighbours and each digit's drop below the line are drawn from ``gaps`` and ``drops``, in
-    heights: a negative gap is an overlap, where neighbours may touch."""
+    """MNIST digits written side by side.
+
+    Parameters
+    ----------
+    digits : array_like of uint8, shape (n, 28, 28)
+        The digits, white ink on black.
+    height : int
+        Each digit's height in pixels, +-10%.
+    rng : numpy.random.Generator
+        Draws every size, gap and drop.
+    gaps : (float, float), default=(-0.08, 0.3)
+        The range of the gap between neighbours, in heights: a negative gap is an overlap, where
+        neighbours may touch.
+    drops : (float, float), default=(-0.06, 0.06)
+        The range of each digit's drop below the line, in heights.
+
+    Returns
+    -------
+    ink : ndarray of float32, shape (H, W)
+        The ink in [0, 1], 0 on paper.
+    boxes : list of (int, int, int, int)
+        Each digit's box (left, top, right, bottom) in ``ink``.
+    """
     images = np.asarray(digits, np.uint8)
     glyphs = [_scaled(_ink_crop(d), round(height * rng.uniform(0.9, 1.1))) for d in images]
     spaces = [round(height * rng.uniform(*gaps)) for _ in glyphs[1:]]
@@ -105,8 +134,24 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[np.f
 def photograph(
     ink: npt.NDArray[np.float32], rng: np.random.Generator, margin: tuple[float, float] = (0.3, 1.5)
 ) -> tuple[npt.NDArray[np.uint8], tuple[int, int]]:
-    """``ink`` (h, w) written in dark ink on lit paper with margins of ``margin`` times its
-    height, blurred and noisy; returns the photo and where the ink's corner landed (top, left)."""
+    """Ink written dark on lit paper, blurred and noisy.
+
+    Parameters
+    ----------
+    ink : ndarray of float32, shape (h, w)
+        The ink in [0, 1], 0 on paper.
+    rng : numpy.random.Generator
+        Draws the margins, the paper, the light, the blur and the noise.
+    margin : (float, float), default=(0.3, 1.5)
+        The range of each margin, in ``h``.
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (H, W)
+        The photo in grayscale.
+    corner : (int, int)
+        Where the ink's top-left corner landed, (top, left).
+    """
     from scipy import ndimage
 
     h, w = ink.shape
@@ -127,8 +172,24 @@ def number_page(
     rng: np.random.Generator,
     height: tuple[int, int] = (28, 90),
 ) -> Page:
-    """A photo of the number that MNIST ``digits`` (n, 28, 28) with ``labels`` spell, written
-    ``height`` px tall (drawn from the range), slightly rotated, on lit paper."""
+    """A photo of the number that MNIST digits spell, slightly rotated, on lit paper.
+
+    Parameters
+    ----------
+    digits : array_like of uint8, shape (n, 28, 28)
+        The digits, white ink on black.
+    labels : array_like of int, shape (n,)
+        Their labels.
+    rng : numpy.random.Generator
+        Draws everything: the same seed, the same page.
+    height : (int, int), default=(28, 90)
+        The range of the digits' height, in pixels.
+
+    Returns
+    -------
+    Page
+        The photo, the labels and each digit's box in it.
+    """
     from scipy import ndimage
 
     ink, boxes = write_number(digits, int(rng.integers(*height)), rng)
@@ -162,8 +223,20 @@ def _turned_box(
 
 
 def blank_page(rng: np.random.Generator, size: tuple[int, int] = (100, 700)) -> Page:
-    """Paper under the same light as `number_page`'s, with no digit: height and width drawn from
-    ``size`` px."""
+    """Paper under the same light as `number_page`'s, with no digit.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the size, the paper and the light.
+    size : (int, int), default=(100, 700)
+        The range of the page's height and width, in pixels, each drawn apart.
+
+    Returns
+    -------
+    Page
+        The photo, with no labels and no boxes.
+    """
     h = int(rng.integers(*size))
     w = int(rng.integers(*size))
     image, _ = photograph(np.zeros((h // 3, w // 3), np.float32), rng, margin=(1.0, 1.0))
