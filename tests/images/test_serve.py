@@ -13,12 +13,24 @@ from conftest import run_main
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from handnet.data.registry import load_bundled_mnist
 from handnet.errors import ConfigError
 from handnet.images.serve import create_app
+from handnet.images.synthetic import write_number
 from handnet.train.modelfile import load_model
 
 # Starlette 1.x suggests httpx2 for its TestClient; httpx is what we depend on and still works.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_model: Path) -> dict[int, np.ndarray]:
+    """One MNIST test digit of each class that the model reads right, sure of it."""
+    clf, s = load_model(mnist_model), load_bundled_mnist()
+    X, y = s.X_test[:300], s.y_test[:300]
+    proba = clf.predict_proba(X)
+    sure = (proba.argmax(axis=1) == y) & (proba.max(axis=1) > 0.99)
+    return {c: X[sure & (y == c)][0] for c in range(10)}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +48,15 @@ def drawn_one() -> bytes:
     im = Image.new("RGB", (280, 280), "white")  # what the page's canvas sends
     ImageDraw.Draw(im).line([(150, 40), (140, 240)], fill=(17, 17, 17), width=20)
     return png(im)
+
+
+def drawn_number(digits: dict[int, np.ndarray], number: str, seed: int = 0) -> bytes:
+    """``number`` written with MNIST digits side by side, 100 px tall with a third of a digit's
+    height between neighbours, in dark ink on a white page: what the page's wide pad sends."""
+    glyphs = np.stack([digits[int(c)] for c in number])
+    ink, _ = write_number(glyphs, 100, np.random.default_rng(seed), gaps=(0.3, 0.3), drops=(0, 0))
+    page = np.pad(255 - np.round(ink * 238), 60, constant_values=255).astype(np.uint8)
+    return png(Image.fromarray(page).convert("RGB"))
 
 
 def one_dot() -> bytes:
@@ -57,6 +78,43 @@ def test_predict_json_with_data_url(client: TestClient) -> None:
     assert seen.shape == (28, 28) and 0 <= seen.min() and seen.max() == 255
     assert len(body["hidden"]) == 8 and len(body["hidden"][0]["weights"]) == 784
     assert max(abs(w) for w in body["hidden"][0]["weights"]) == 127
+
+
+@pytest.mark.parametrize("number", ["17", "305"])
+def test_a_number_gets_each_digit_left_to_right_and_no_single_digit_fields(
+    client: TestClient, digits: dict[int, np.ndarray], number: str
+) -> None:
+    image = base64.b64encode(drawn_number(digits, number)).decode()
+    r = client.post("/api/predict", json={"image": image, "top": 2, "explain": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["number"] == number and len(body["digits"]) == len(number)
+    for key in ("label", "probability", "top", "probabilities", "input", "hidden"):
+        assert body[key] is None, key  # they describe a single digit
+    assert body["classes"] == [str(i) for i in range(10)]
+    boxes = [d["box"] for d in body["digits"]]
+    for left, top, right, bottom in boxes:
+        assert 0 <= left < right and 0 <= top < bottom
+    for before, after in zip(boxes, boxes[1:]):
+        assert before[2] <= after[0]  # left to right, not overlapping
+    for d, c in zip(body["digits"], number):
+        assert d["label"] == c and d["top"][0] == {"label": c, "probability": d["probability"]}
+        assert len(d["top"]) == 2 and abs(sum(d["probabilities"]) - 1) < 1e-5
+        seen = np.array(d["input"])
+        assert seen.shape == (28, 28) and seen.min() >= 0 and seen.max() == 255
+    raw = client.post("/api/predict/image?top=2", content=drawn_number(digits, number)).json()
+    assert raw["number"] == number and raw["digits"] == body["digits"]
+
+
+def test_a_single_digit_keeps_its_fields_and_gets_a_number_of_one(client: TestClient) -> None:
+    body = client.post("/api/predict/image", content=drawn_one()).json()
+    assert body["number"] == "1" and body["label"] == "1"
+    (digit,) = body["digits"]
+    assert digit["label"] == "1" and digit["probability"] == body["probability"]
+    assert digit["top"] == body["top"] and digit["input"] == body["input"]
+    assert digit["probabilities"] == body["probabilities"]
+    left, top, right, bottom = digit["box"]
+    assert 125 <= left < 140 < 150 < right <= 165 and 25 <= top < 50 and 230 < bottom <= 255
 
 
 def test_predict_plain_base64_and_raw_body_agree(client: TestClient) -> None:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +77,28 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw strokes on the pad with the mouse; points are fractions of the pad's size."""
+def on_pad(page: object, at: float) -> Callable[[float, float], tuple[float, float]]:
+    """Where a point of a digit lands on the page: the digit is drawn in a square as tall as the
+    pad (which is twice as wide, for a number), centred at ``at`` of the pad's width; (x, y) are
+    fractions of that square, so a digit keeps its shape."""
     box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+    side = box["height"]
+    left = box["x"] + at * box["width"] - side / 2
+
+    def where(x: float, y: float) -> tuple[float, float]:
+        return left + x * side, box["y"] + y * side
+
+    return where
+
+
+def draw(page: object, strokes: list[list[tuple[float, float]]], at: float = 0.5) -> None:
+    """Draw a digit's strokes on the pad with the mouse, in the square of `on_pad`."""
+    where = on_pad(page, at)
     for stroke in strokes:
-        x0, y0 = stroke[0]
-        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])  # type: ignore[attr-defined]
+        page.mouse.move(*where(*stroke[0]))  # type: ignore[attr-defined]
         page.mouse.down()  # type: ignore[attr-defined]
         for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)  # type: ignore[attr-defined]
+            page.mouse.move(*where(x, y), steps=12)  # type: ignore[attr-defined]
         page.mouse.up()  # type: ignore[attr-defined]
 
 
@@ -102,7 +115,7 @@ def test_draw_a_seven_and_watch_the_network_answer(
     )
     assert page.text_content("#label") == "?"
 
-    draw(page, [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]])  # a "7", off-centre is fine
+    draw(page, SEVEN, at=0.4)  # a "7", off-centre is fine
     page.wait_for_function("document.getElementById('label').textContent !== '?'", timeout=15_000)
     page.wait_for_timeout(400)  # the last in-flight request lands, the bars finish growing
     assert page.text_content("#label") == "7"
@@ -120,7 +133,7 @@ def test_draw_a_seven_and_watch_the_network_answer(
 
     page.click("#clear")
     assert page.text_content("#label") == "?"
-    draw(page, [[(0.5, 0.15), (0.48, 0.88)]])  # a "1" after clearing
+    draw(page, ONE)  # a "1" after clearing
     page.wait_for_function("document.getElementById('label').textContent === '1'", timeout=15_000)
     page.wait_for_timeout(400)  # the bars' height transition
     page.screenshot(path=str(tmp_path / "draw-a-one.png"), full_page=True)
@@ -128,14 +141,75 @@ def test_draw_a_seven_and_watch_the_network_answer(
     page.close()
 
 
+ONE = [[(0.5, 0.15), (0.48, 0.88)]]
+SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]]
+BOXES_INKED = """() => {
+  const c = document.getElementById('boxes');
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
+    .filter((v, i) => i % 4 === 3 && v > 0).length;
+}"""
+
+
+def test_draw_a_number_and_see_each_digit(server: str, browser: object, tmp_path: Path) -> None:
+    """A "1" and a "7" side by side: the label shows "17", each digit gets its input and its frame
+    on the pad, the bars say whose they are; Clear leaves nothing of it, and a single digit drawn
+    next looks as a single digit does."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(server)
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    assert page.evaluate(BOXES_INKED) == 0
+    draw(page, ONE, at=0.3)
+    draw(page, SEVEN, at=0.7)
+    page.wait_for_function(
+        "document.getElementById('label').textContent.length === 2", timeout=15_000
+    )
+    page.wait_for_timeout(400)  # the last in-flight request lands, the bars finish growing
+    assert page.text_content("#label") == "17"
+    assert page.text_content("#confidence").startswith("least sure: ")
+    runner = page.text_content("#runner-up")
+    assert runner.startswith("each digit: 1 (") and ", 7 (" in runner and "%)" in runner
+    assert "least sure" in page.text_content("#bars-note")
+    assert page.locator("#seen-digits canvas").count() == 2
+    assert page.locator("#seen-digits figcaption b").all_text_contents() == ["1", "7"]
+    assert page.locator("#seen-digits").is_visible() and not page.locator("#seen").is_visible()
+    assert page.get_attribute("#boxes", "data-count") == "2" and page.evaluate(BOXES_INKED) > 0
+    assert page.locator("#units canvas").count() == 0
+    assert page.locator("#units-several").is_visible()
+    page.screenshot(path=str(tmp_path / "draw-a-number.png"))
+
+    page.keyboard.press("Escape")  # as Clear
+    assert page.text_content("#label") == "?" and page.text_content("#runner-up") == ""
+    assert page.evaluate(BOXES_INKED) == 0 and page.get_attribute("#boxes", "data-count") == "0"
+    assert page.locator("#seen-digits canvas").count() == 0
+    assert page.text_content("#bars-note") == "" and not page.locator("#units-several").is_visible()
+    assert page.locator("#seen-empty").is_visible()
+
+    draw(page, SEVEN)  # one digit after the number: nothing of the number is left
+    page.wait_for_function("document.getElementById('label').textContent === '7'", timeout=15_000)
+    page.wait_for_timeout(400)
+    assert "% sure" in page.text_content("#confidence") and page.text_content("#bars-note") == ""
+    assert page.locator("#seen").is_visible() and not page.locator("#seen-digits").is_visible()
+    assert page.locator("#units canvas").count() == 8 and page.evaluate(BOXES_INKED) == 0
+    page.click("#clear")
+    assert page.text_content("#label") == "?" and page.evaluate(BOXES_INKED) == 0
+    assert problems == []
+    page.close()
+
+
 def touch_draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
     """Draw with a finger: real touch events through the Chrome DevTools Protocol, which the page
-    receives as pointer events of type "touch" (what a phone sends)."""
+    receives as pointer events of type "touch" (what a phone sends). Points as in `draw`."""
     cdp = page.context.new_cdp_session(page)  # type: ignore[attr-defined]
-    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+    where = on_pad(page, 0.5)
 
     def at(x: float, y: float) -> list[dict[str, float]]:
-        return [{"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}]
+        px, py = where(x, y)
+        return [{"x": px, "y": py}]
 
     for stroke in strokes:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*stroke[0])})
@@ -182,7 +256,7 @@ def test_a_phone_shows_the_whole_pad_and_the_answer_without_scrolling(
     """375x667 (an iPhone SE): the prediction must show while drawing, so the pad and the big label
     with its confidence fit on one screen; hidden-unit captions are shown in full, not cut off."""
     context, page = phone_page(browser, server, 375, 667)
-    touch_draw(page, [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]])
+    touch_draw(page, SEVEN)
     page.wait_for_function("document.getElementById('label').textContent !== '?'", timeout=15_000)
     page.screenshot(path=str(tmp_path / "phone-se.png"))
     assert page.evaluate("window.scrollY") == 0

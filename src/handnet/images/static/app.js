@@ -1,17 +1,25 @@
-// The draw-a-digit page: pointer drawing (mouse, touch, pen), live predictions from
-// POST /api/predict, a bar chart, the preprocessed input and the strongest hidden units.
+// The draw-a-digit-or-a-number page: pointer drawing (mouse, touch, pen), live predictions from
+// POST /api/predict, a bar chart, the preprocessed input and the strongest hidden units. For a
+// number (several digits found), the label shows the number, each digit is framed on the pad,
+// each digit's input is shown, and the bars are those of the least sure digit.
 "use strict";
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
+const boxes = document.getElementById("boxes"); // the digits' frames, over the pad
+const boxCtx = boxes.getContext("2d");
 const seen = document.getElementById("seen").getContext("2d");
+const seenDigitsEl = document.getElementById("seen-digits");
 const labelEl = document.getElementById("label");
 const confEl = document.getElementById("confidence");
 const runnerEl = document.getElementById("runner-up");
 const barsEl = document.getElementById("bars");
+const barsNoteEl = document.getElementById("bars-note");
 const unitsEl = document.getElementById("units");
 
-const STROKE = 24; // pen width on the 280 px pad: MNIST-like strokes (about 1/8 of the digit) after scaling
+// Pen width: 24 px on a 280 px tall pad, MNIST-like strokes (about 1/8 of a digit drawn the pad's
+// height) after scaling; the pad is twice as wide as tall, for a number.
+const STROKE = pad.height * 24 / 280;
 // Ink must span this many pen widths before the page asks: the server calls less "only a dot, not
 // a digit" (2.1 widths, handnet.data.photo), and a tap is answered here, without a 422.
 const MIN_SPAN = 3 * STROKE;
@@ -36,16 +44,22 @@ function enoughInk() {
   return inkBox !== null && Math.max(inkBox[2] - inkBox[0], inkBox[3] - inkBox[1]) + STROKE >= MIN_SPAN;
 }
 
+// Nothing from an earlier answer is left: label, texts, bars, inputs, units and frames.
 function showEmpty(message) {
   document.body.classList.add("blank");
+  document.body.classList.remove("several");
   labelEl.textContent = "?";
   labelEl.classList.add("empty");
+  labelEl.classList.remove("number", "long");
   confEl.textContent = message;
   runnerEl.textContent = "";
+  barsNoteEl.textContent = "";
   renderBars(classes.map(() => 0), -1);
   seen.fillStyle = "#000";
   seen.fillRect(0, 0, 28, 28);
+  seenDigitsEl.replaceChildren();
   unitsEl.replaceChildren();
+  drawBoxes([]);
 }
 
 function renderBars(probs, win) {
@@ -76,12 +90,61 @@ function percent(p) {
   return `${pct.toFixed(pct > 99 ? 2 : 1)}%`;
 }
 
-function renderInput(rows) {
-  const img = seen.createImageData(28, 28);
+function renderInput(rows, target = seen) {
+  const img = target.createImageData(rows.length, rows.length);
   rows.flat().forEach((v, i) => {
     img.data.set([v, v, v, 255], 4 * i);
   });
-  seen.putImageData(img, 0, 0);
+  target.putImageData(img, 0, 0);
+}
+
+// A number: one input per digit, left to right, each with its label and confidence under it.
+function renderDigitInputs(digits) {
+  seenDigitsEl.replaceChildren(...digits.map((d, i) => {
+    const fig = document.createElement("figure");
+    fig.className = "seen-digit";
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = d.input.length;
+    canvas.setAttribute("aria-label", `the ${ordinal(i + 1)} digit's input`);
+    renderInput(d.input, canvas.getContext("2d"));
+    const caption = document.createElement("figcaption");
+    caption.innerHTML = "<b></b> <span></span>";
+    caption.firstChild.textContent = d.label;
+    caption.lastChild.textContent = percent(d.probability);
+    fig.append(canvas, caption);
+    return fig;
+  }));
+}
+
+// Each digit's box, [left, top, right, bottom] in the pad's pixels, framed with its label.
+function drawBoxes(digits) {
+  boxCtx.clearRect(0, 0, boxes.width, boxes.height);
+  boxes.dataset.count = digits.length;
+  if (digits.length < 2) return; // one digit: the pad looks as it did before numbers
+  const m = STROKE / 4, tag = Math.round(STROKE * 0.9);
+  boxCtx.font = `600 ${tag - 4}px system-ui, sans-serif`;
+  boxCtx.textBaseline = "middle";
+  for (const d of digits) {
+    const [l, t, r, b] = d.box;
+    const x = Math.max(1, l - m), y = Math.max(1, t - m);
+    const w = Math.min(boxes.width - 1, r + m) - x, h = Math.min(boxes.height - 1, b + m) - y;
+    boxCtx.strokeStyle = "rgba(79, 70, 229, 0.85)";
+    boxCtx.lineWidth = 2;
+    boxCtx.setLineDash([6, 4]);
+    boxCtx.strokeRect(x, y, w, h);
+    boxCtx.setLineDash([]);
+    const tw = boxCtx.measureText(d.label).width + 10;
+    const ty = y >= tag ? y - tag : y; // above the frame, or inside it at the pad's top
+    boxCtx.fillStyle = "rgba(79, 70, 229, 0.9)";
+    boxCtx.fillRect(x, ty, tw, tag);
+    boxCtx.fillStyle = "#fff";
+    boxCtx.fillText(d.label, x + 5, ty + tag / 2 + 1);
+  }
+}
+
+function ordinal(n) {
+  const s = n % 100 >= 11 && n % 100 <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] || "th";
+  return `${n}${s}`;
 }
 
 // Weights in [-127, 127] -> red (excites) / blue (inhibits) on white.
@@ -112,16 +175,40 @@ function renderUnits(units, side) {
 }
 
 function render(res) {
-  document.body.classList.remove("blank");
+  if (res.digits.length > 1) { renderNumber(res); return; }
+  document.body.classList.remove("blank", "several");
   const win = res.classes.indexOf(res.label);
   labelEl.textContent = res.label;
-  labelEl.classList.remove("empty");
+  labelEl.classList.remove("empty", "number", "long");
   confEl.textContent = `${percent(res.probability)} sure`;
   const rest = res.top.slice(1).map((t) => `${t.label} (${percent(t.probability)})`);
   runnerEl.textContent = rest.length ? `then ${rest.join(", ")}` : "";
+  barsNoteEl.textContent = "";
   renderBars(res.probabilities, win);
   renderInput(res.input);
+  seenDigitsEl.replaceChildren();
   renderUnits(res.hidden, res.input.length);
+  drawBoxes(res.digits);
+}
+
+// Several digits: the number, the least sure digit's confidence and bars, every digit's input.
+function renderNumber(res) {
+  document.body.classList.remove("blank");
+  document.body.classList.add("several");
+  const digits = res.digits;
+  const least = digits.reduce((k, d, i) => (d.probability < digits[k].probability ? i : k), 0);
+  const weakest = digits[least];
+  labelEl.textContent = res.number;
+  labelEl.classList.remove("empty");
+  labelEl.classList.add("number");
+  labelEl.classList.toggle("long", res.number.length > 3);
+  confEl.textContent = `least sure: ${weakest.label} (${ordinal(least + 1)}), ${percent(weakest.probability)}`;
+  runnerEl.textContent = `each digit: ${digits.map((d) => `${d.label} (${percent(d.probability)})`).join(", ")}`;
+  barsNoteEl.textContent = `The bars: the ${ordinal(least + 1)} digit, the least sure.`;
+  renderBars(weakest.probabilities, res.classes.indexOf(weakest.label));
+  renderDigitInputs(digits);
+  unitsEl.replaceChildren(); // shown for a single digit only
+  drawBoxes(digits);
 }
 
 async function predict() {
@@ -213,7 +300,7 @@ fetch("/api/model").then((r) => r.json()).then((m) => {
   }
   if (m.tta_views) {
     document.getElementById("tta-note").textContent =
-      `Averaged over your digit and ${m.tta_views} copies of it distorted as in training.`;
+      `Each digit's answer is averaged over it and ${m.tta_views} copies of it distorted as in training.`;
   }
   clearPad();
 }).catch(() => { document.getElementById("model-info").textContent = "model info unavailable"; });
