@@ -8,6 +8,7 @@ missed or extra digit costs only itself), the whole-number accuracy by length, a
 read as a number.
 
     OPENBLAS_NUM_THREADS=1 python bench/read_numbers.py MODEL [--pages 1000] [--blank 200] [--seed 0]
+        [--digits 5000:10000] [--length 4]
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def main() -> None:
         default="0:10000",
         help="the MNIST test digits to draw from, as START:STOP (default: all 10,000)",
     )
+    ap.add_argument(
+        "--length",
+        type=int,
+        choices=range(2, 7),
+        metavar="N",
+        help="numbers of exactly N digits, 2 to 6 (default: a length drawn for each page)",
+    )
     ap.add_argument("--show", type=int, default=0, help="print this many misread numbers")
     args = ap.parse_args()
     clf = load_model(args.model)
@@ -59,7 +67,7 @@ def main() -> None:
     misread = []
     t0 = time.perf_counter()
     for _ in range(args.pages):
-        n = int(rng.integers(2, 7))
+        n = args.length or int(rng.integers(2, 7))
         pick = rng.integers(start, stop, n)
         page = number_page(s.X_test[pick], s.y_test[pick], rng)
         read = read_number(clf, page.image).number or ""
@@ -77,7 +85,7 @@ def main() -> None:
     t_blank = time.perf_counter() - t0
     print(f"model {args.model}")
     print(
-        f"{args.pages} numbers of 2-6 MNIST test digits [{args.digits}] (seed {args.seed}), "
+        f"{args.pages} numbers of {args.length or '2-6'} MNIST test digits [{args.digits}] (seed {args.seed}), "
         f"{t_numbers / max(args.pages, 1) * 1000:.0f} ms a page"
     )
     print(
@@ -86,7 +94,7 @@ def main() -> None:
     print(
         f"whole numbers  {right.sum() / max(lengths.sum(), 1):.2%} ({right.sum()} of {lengths.sum()})"
     )
-    for n in range(2, 7):
+    for n in np.flatnonzero(lengths):
         print(f"  {n} digits     {right[n] / max(lengths[n], 1):.2%} ({right[n]} of {lengths[n]})")
     print(
         f"blank pages read as a number: {len(blanks_read)} of {args.blank}"
