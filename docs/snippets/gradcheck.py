@@ -48,13 +48,13 @@ check("Dense: db = Σₙ G", dense.grads["b"], f, dense.params["b"])
 for act, formula in ((Tanh, "dX = G (1 − Y²)"), (ReLU, "dX = G [Y > 0]")):
     X, G = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
     X[np.abs(X) < 1e-3] = 0.5
-    layer = act(dtype=np.float64)
+    layer = act()
     layer.forward(X.copy(), train=True)
     dX = layer.backward(G.copy())
-    check(f"{act.__name__}: {formula}", dX, fake_loss(act(dtype=np.float64), X, G), X)
+    check(f"{act.__name__}: {formula}", dX, fake_loss(act(), X, G), X)
 
 # Dropout: the same mask in every forward pass, by re-seeding the layer's generator.
-drop = Dropout(0.5, np.random.default_rng(42), dtype=np.float64)
+drop = Dropout(0.5, np.random.default_rng(42))
 X, G = rng.standard_normal((5, 8)), rng.standard_normal((5, 8))
 
 

@@ -54,18 +54,18 @@ def test_dense_init_is_glorot_and_seeded() -> None:
 
 @pytest.mark.parametrize("act", [Tanh, ReLU])
 def test_activation_gradients(act: type, rng: np.random.Generator) -> None:
-    layer = act(dtype=np.float64)
+    layer = act()
     X = rng.standard_normal((4, 6))
     X[np.abs(X) < 1e-3] = 0.5  # keep ReLU away from its kink
     dout = rng.standard_normal((4, 6))
     layer.forward(X.copy(), train=True)  # activations work in place: hand them copies
     dX = layer.backward(dout.copy())
-    f = lambda: fake_loss(act(dtype=np.float64).forward(X.copy(), train=True), dout)  # noqa: E731
+    f = lambda: fake_loss(act().forward(X.copy(), train=True), dout)  # noqa: E731
     assert_grad_close(dX, numerical_grad(f, X))
 
 
 def test_dropout_gradient_uses_the_same_mask(rng: np.random.Generator) -> None:
-    layer = Dropout(0.5, np.random.default_rng(3), dtype=np.float64)
+    layer = Dropout(0.5, np.random.default_rng(3))
     X = rng.standard_normal((5, 8))
     out = layer.forward(X.copy(), train=True)
     mask = out / X  # (m / (1 - p)) per entry

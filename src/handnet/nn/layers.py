@@ -221,7 +221,7 @@ class Dense:
 class _Activation:
     """What elementwise activations share: no parameters, a scratch buffer, the cached output."""
 
-    def __init__(self, dtype: npt.DTypeLike = np.float32) -> None:
+    def __init__(self) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self._buf = Buffers()
@@ -236,11 +236,6 @@ class Tanh(_Activation):
 
     Since d tanh(x)/dx = 1 - tanh(x)^2, dX = dY * (1 - Y^2): the derivative comes from the cached
     output, with no call to tanh in the backward pass.
-
-    Parameters
-    ----------
-    dtype : dtype-like, default=float32
-        Unused (the layer has no parameters): every layer takes one.
     """
 
     def forward(self, X: Array, *, train: bool) -> Array:
@@ -282,13 +277,7 @@ class Tanh(_Activation):
 
 
 class ReLU(_Activation):
-    """Y = max(X, 0), in place. dX = dY * [Y > 0] (the kink at 0 gets derivative 0).
-
-    Parameters
-    ----------
-    dtype : dtype-like, default=float32
-        Unused (the layer has no parameters): every layer takes one.
-    """
+    """Y = max(X, 0), in place. dX = dY * [Y > 0] (the kink at 0 gets derivative 0)."""
 
     def forward(self, X: Array, *, train: bool) -> Array:
         """Y = max(X, 0), in place: ``X`` is overwritten, and kept for the backward pass.
@@ -347,8 +336,6 @@ class Dropout:
         The drop rate, in [0, 1).
     rng : numpy.random.Generator
         The layer's own stream of masks.
-    dtype : dtype-like, default=float32
-        Unused (the mask takes the data's dtype): every layer takes one.
 
     Raises
     ------
@@ -356,9 +343,7 @@ class Dropout:
         If ``p`` is outside [0, 1).
     """
 
-    def __init__(
-        self, p: float, rng: np.random.Generator, dtype: npt.DTypeLike = np.float32
-    ) -> None:
+    def __init__(self, p: float, rng: np.random.Generator) -> None:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         self.p = p

@@ -68,9 +68,9 @@ class MLP:
         sizes = [n_in, *self.hidden_sizes]
         for a, b in zip(sizes, sizes[1:]):
             self.layers.append(Dense(a, b, rng, dtype))
-            self.layers.append(ACTIVATIONS[activation](dtype))
+            self.layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
-                self.layers.append(Dropout(dropout, dropout_rng or rng, dtype))
+                self.layers.append(Dropout(dropout, dropout_rng or rng))
         self.layers.append(Dense(sizes[-1], n_out, rng, dtype))
         first = self.layers[0]
         assert isinstance(first, Dense)
