@@ -32,6 +32,34 @@ def require(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed")
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # installed by .ci/setup.d/chromium.sh; never downloaded
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (which downloads no browser of its own);
+    one per test module. Skipped where it is missing, failed in CI (`require`)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright Python package")
+        raise
+    require(CHROMIUM.exists(), f"Debian's chromium ({CHROMIUM})")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
 @dataclass(frozen=True)
 class Ran:
     """What a ``handnet`` command did: its exit code and what it printed."""

@@ -4,7 +4,6 @@ strokes drawn with the mouse, and the prediction read off the page."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,19 +15,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import require
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")  # installed by .ci/setup.d/chromium.sh; never downloaded
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def free_port() -> int:
@@ -61,20 +49,6 @@ def server(mnist_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright Python package")
-        raise
-    require(CHROMIUM.exists() or shutil.which("chromium") is not None, "Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def on_pad(page: object, at: float) -> Callable[[float, float], tuple[float, float]]:

@@ -1,7 +1,7 @@
 """The draw page as a person meets it (issue 28), in headless Chromium: probabilities that tell
 the answers apart, a layout that uses a wide screen and keeps everything above the fold, a hint
-where nothing is drawn yet, and a tap answered by the page itself. The server, the browser and the
-drawing are those of test_serve_browser.py."""
+where nothing is drawn yet, and a tap answered by the page itself. The server and the drawing are
+those of test_serve_browser.py; the browser is tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from handnet.cli.common import percent
-from images.test_serve_browser import browser, draw, server  # noqa: F401 (fixtures)
+from images.test_serve_browser import draw, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
 
 def test_the_page_shows_probabilities_as_handnet_predict_does(
     server: str,  # noqa: F811
-    browser: object,  # noqa: F811
+    browser: object,
 ) -> None:
     """app.js's percent() is the CLI's rule: the same text for every probability."""
     page = browser.new_page()  # type: ignore[attr-defined]
@@ -51,7 +51,7 @@ def open_page(chromium: Any, url: str, width: int, height: int) -> tuple[Any, li
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (1920, 1080)])
 def test_a_wide_screen_shows_everything_above_the_fold(
     server: str,  # noqa: F811
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
     width: int,
     height: int,
@@ -75,7 +75,7 @@ def test_a_wide_screen_shows_everything_above_the_fold(
 
 def test_before_anything_is_drawn_a_hint_stands_in_for_the_input_and_the_units(
     server: str,  # noqa: F811
-    browser: Any,  # noqa: F811
+    browser: Any,
 ) -> None:
     page, problems = open_page(browser, server, 1280, 800)
     for empty, filled in (("#seen-empty", "#seen"), ("#units-empty", "#units")):
@@ -94,7 +94,7 @@ def test_before_anything_is_drawn_a_hint_stands_in_for_the_input_and_the_units(
 
 def test_a_tap_is_answered_by_the_page_without_asking_the_server(
     server: str,  # noqa: F811
-    browser: Any,  # noqa: F811
+    browser: Any,
 ) -> None:
     """A tap leaves a dot that the server would refuse (422, "only a dot"): the page says "draw a
     bit more" itself, and the browser's console stays clean."""

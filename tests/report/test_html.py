@@ -8,10 +8,11 @@ import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require, tiny_dataset
+from conftest import tiny_dataset
 
 from handnet import train_run
 from handnet.data import Dataset
@@ -24,16 +25,6 @@ from handnet.train.runs import RunResult
 from handnet.version import __version__
 from report.test_plots import assert_real_png, png_size
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py says why
 
 
@@ -86,35 +77,30 @@ def test_view_from_the_model_file_alone_matches_the_run(run: RunResult, tmp_path
 
 
 @pytest.mark.browser
-def test_report_opens_in_headless_chromium_without_errors(run: RunResult) -> None:
-    require(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
-    from playwright.sync_api import sync_playwright
-
+def test_report_opens_in_headless_chromium_without_errors(run: RunResult, browser: Any) -> None:
     page_path = run.run_dir / REPORT_NAME
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on(
-                "console",
-                lambda msg: (
-                    problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
-            page.goto(page_path.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
-            )
-            title = page.title()
-            shot = run.run_dir / "report-screenshot.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type in ("error", "warning")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+        page.goto(page_path.as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+        )
+        title = page.title()
+        shot = run.run_dir / "report-screenshot.png"
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        page.close()
     assert problems == []
     assert title == run.metrics["run"]
     assert len(images) == len(run_plots.PLOTS)
