@@ -65,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from handnet.train.fit import evaluate_logits
     from handnet.train.heldout import data_source, held_out_images
     from handnet.train.modelfile import load_model
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
     from handnet.train.tta import check_augmented
 
     views, rng = tta_views(args)
@@ -172,7 +172,7 @@ def add_info(sub: Any) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from handnet.report.settings import settings_in_effect
     from handnet.train.modelfile import load_model
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
 
     path = run_model(args.model)
     clf = load_model(path)
@@ -268,7 +268,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from handnet.images.numbers import read_number
     from handnet.images.preprocess import ImageError
     from handnet.train.modelfile import load_model
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
     from handnet.train.tta import check_augmented
 
     if args.model.suffix.lower() in IMAGE_SUFFIXES:  # predict four.png MODEL, or predict four.png

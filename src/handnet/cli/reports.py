@@ -41,7 +41,7 @@ def add_plot(sub: Any) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from handnet.report import run_plots
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
 
     view = run_plots.load_view(args.run, args.dataset, args.data_dir, args.mirror)
     out = args.out or run_model(args.run).parent
@@ -72,7 +72,7 @@ def add_report(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from handnet.report import html as report
     from handnet.report import run_plots
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
 
     if args.study is not None:
         if args.run is not None:

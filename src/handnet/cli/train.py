@@ -268,7 +268,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from handnet.train.fit import evaluate
     from handnet.train.heldout import data_source, run_config
     from handnet.train.modelfile import load_model, save_model
-    from handnet.train.runs import load_run_data, run_model
+    from handnet.train.rundir import run_model
+    from handnet.train.runs import load_run_data
 
     if not (args.ridge >= 0 and math.isfinite(args.ridge)):
         raise ConfigError(f"--ridge {args.ridge}: must be at least 0")

@@ -558,7 +558,7 @@ def serve(
     from handnet.images.predict import input_field
     from handnet.train.interrupt import StopSignals
     from handnet.train.modelfile import load_model
-    from handnet.train.runs import run_model
+    from handnet.train.rundir import run_model
 
     model = run_model(model)
     clf = load_model(model)

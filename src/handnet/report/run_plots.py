@@ -24,7 +24,7 @@ from handnet.report import model_plots, plots
 from handnet.train.classifier import Classifier
 from handnet.train.heldout import data_source
 from handnet.train.modelfile import load_model
-from handnet.train.runs import run_model
+from handnet.train.rundir import run_model
 
 ACTIVATION_SAMPLE = 2000  # test images whose hidden activations are histogrammed
 
@@ -246,7 +246,7 @@ def load_view(
     Parameters
     ----------
     model : str or Path
-        A model file, a run directory, or ``RUNS/latest`` (see `handnet.train.runs.run_model`).
+        A model file, a run directory, or ``RUNS/latest`` (see `handnet.train.rundir.run_model`).
     dataset : str or None, optional
         The dataset name or path whose test split is used; by default the one named in the
         model's metadata (``mnist`` if none).

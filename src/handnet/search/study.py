@@ -44,7 +44,8 @@ from handnet.train.config import Rngs, TrainConfig
 from handnet.train.fit import TrainState, evaluate, fit
 from handnet.train.interrupt import StopSignals
 from handnet.train.modelfile import save_model
-from handnet.train.runs import history_csv, load_run_data, prepare_augmentation, run_name
+from handnet.train.rundir import history_csv, run_name
+from handnet.train.runs import load_run_data, prepare_augmentation
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,15 @@ seed report), ``history.csv`` (one row per epoch), ``metrics.json`` (validation,
 ``config.toml`` (the resolved configuration, runnable again with ``handnet train --config``),
 the plots (``*.png``) and ``report.html``. While the run trains it also holds
 ``checkpoint.safetensors`` (see `handnet.train.checkpoint`), from which ``resume_run`` continues
-bit-exactly; the checkpoint is removed once the run has finished. `run_model` finds the model of
-a run directory, and of ``RUNS/latest``, so that a run is a model wherever a file is.
+bit-exactly; the checkpoint is removed once the run has finished. The folder's name and its
+files' formats, and how a path names a run's model, are `handnet.train.rundir`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import json
-import secrets
 import shlex
 import signal
 import sys
@@ -37,7 +34,6 @@ from handnet.errors import (
     CheckpointError,
     ConfigError,
     HandnetError,
-    ModelFileError,
     RunInterrupted,
 )
 from handnet.files import atomic_write_text
@@ -47,83 +43,11 @@ from handnet.train.classifier import Classifier
 from handnet.train.config import Rngs, TrainConfig
 from handnet.train.fit import BatchSource, EpochCallback, Timing, TrainState, evaluate, fit
 from handnet.train.modelfile import save_model
+from handnet.train.rundir import history_csv, run_name
 
 # What writes a finished run's plots and report (`handnet.report.publish`): the layer above
 # passes it in, so that training does not depend on drawing.
 Publisher = Callable[[Classifier, Dataset, Path], object]
-HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-
-
-def run_name(now: datetime | None = None) -> str:
-    """``model-YYYYMMDD-HHMMSS-<6 hex>``: sortable by time; two runs in one second do not collide.
-
-    Parameters
-    ----------
-    now : datetime, optional
-        The time to name (local time); None: now.
-
-    Returns
-    -------
-    str
-        The run's name, with 6 random hex digits at the end.
-    """
-    now = now or datetime.now()
-    return f"model-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-LATEST = "latest"  # RUNS/latest names the newest finished run under RUNS
-
-
-def run_model(path: str | Path) -> Path:
-    """The model file ``path`` names, so that a run directory is a model wherever a file is.
-
-    A file is itself; a run directory gives ``<dir>/<dir name>.safetensors`` (else its one
-    model file); ``RUNS/latest``, where no such file or directory exists, gives the model of the
-    newest finished run under RUNS (by the start time in its name, then by when its model was
-    written).
-    A path that does not exist is returned as it is, for the loader to say so.
-
-    Parameters
-    ----------
-    path : str or Path
-        A model file, a run directory, or ``RUNS/latest``.
-
-    Returns
-    -------
-    Path
-        The model file.
-
-    Raises
-    ------
-    ModelFileError
-        For a directory with no model or several, an unfinished run, or a ``latest`` with no
-        finished run beside it.
-    """
-    p = Path(path)
-    if p.name == LATEST and not p.exists():
-        return _latest_model(p.parent, p)
-    if not p.is_dir():
-        return p
-    named = p / f"{p.name}.safetensors"
-    if named.is_file():
-        return named
-    found = sorted(f for f in p.glob("*.safetensors") if f.name != CHECKPOINT_NAME)
-    if len(found) == 1:
-        return found[0]
-    if not found and (p / CHECKPOINT_NAME).is_file():
-        raise ModelFileError(
-            f"{p}: an unfinished run, no model yet (resume it: handnet train --resume {p})"
-        )
-    why = "no .safetensors model" if not found else f"{len(found)} .safetensors files"
-    raise ModelFileError(f"{p}: a directory with {why}; name the model file instead")
-
-
-def _latest_model(runs: Path, asked: Path) -> Path:
-    models = [d / f"{d.name}.safetensors" for d in runs.glob("model-*") if d.is_dir()]
-    models = [m for m in models if m.is_file()]
-    if not models:
-        raise ModelFileError(f"{asked}: no finished run in {runs} (model-*/ with its model file)")
-    return max(models, key=lambda m: (m.parent.name[:21], m.stat().st_mtime))
 
 
 class SettingWarning(UserWarning):
@@ -186,27 +110,6 @@ class RunResult:
     model_path: Path
     classifier: Classifier
     metrics: dict[str, Any]
-
-
-def history_csv(history: list[dict[str, float]]) -> str:
-    """The history as ``history.csv`` holds it: a header, then one row per epoch.
-
-    Parameters
-    ----------
-    history : list of dict of str to float
-        One record per epoch (`TrainState.history`).
-
-    Returns
-    -------
-    str
-        CSV text with the columns `HISTORY_FIELDS`.
-    """
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: row[k] for k in HISTORY_FIELDS})
-    return buf.getvalue()
 
 
 def time_spent(timing: Timing, spent: dict[str, float], evaluation: float) -> dict[str, float]:
@@ -430,21 +333,8 @@ def train_run(
     except OSError as e:
         raise HandnetError(f"{run_dir}: cannot create the run directory ({e.strerror})") from None
     source = {"data_dir": str(data_dir) if data_dir else None, "mirror": mirror}
-    return _train(
-        run_dir,
-        cfg,
-        data,
-        batches,
-        state,
-        source,
-        t_start,
-        t_data,
-        progress,
-        callbacks,
-        checkpoint_every,
-        stop,
-        publish,
-    )
+    how = _How(progress, callbacks, checkpoint_every, stop, publish, source)
+    return _train(run_dir, cfg, data, batches, state, how, t_start, t_data)
 
 
 def resume_run(
@@ -527,21 +417,21 @@ def resume_run(
     ckpt.check_dataset(data)
     state = TrainState.fresh(cfg, data.n_features, data.n_classes, rngs)
     ckpt.restore(state)
-    return _train(
-        run_dir,
-        cfg,
-        data,
-        batches,
-        state,
-        source,
-        t_start,
-        t_data,
-        progress,
-        callbacks,
-        checkpoint_every,
-        stop,
-        publish,
-    )
+    how = _How(progress, callbacks, checkpoint_every, stop, publish, source)
+    return _train(run_dir, cfg, data, batches, state, how, t_start, t_data)
+
+
+@dataclass(frozen=True)
+class _How:
+    """How a run is carried out: `train_run`'s and `resume_run`'s keyword arguments, and where
+    the data was found (``data_dir`` and ``mirror``, which a resume looks in again)."""
+
+    progress: bool
+    callbacks: tuple[EpochCallback, ...]
+    checkpoint_every: int
+    stop: Callable[[], bool] | None
+    publish: Publisher | None
+    source: dict[str, str | None]
 
 
 def _train(
@@ -550,22 +440,20 @@ def _train(
     data: Dataset,
     batches: BatchSource | None,
     state: TrainState,
-    source: dict[str, str | None],
+    how: _How,
     t_start: float,
     t_data: float,
-    progress: bool,
-    callbacks: tuple[EpochCallback, ...],
-    checkpoint_every: int,
-    stop: Callable[[], bool] | None,
-    publish: Publisher | None,
 ) -> RunResult:
-    if checkpoint_every < 0:
-        raise ConfigError(f"checkpoint_every={checkpoint_every}: must be >= 0")
+    """Train ``state`` to the end of ``cfg``'s epochs, checkpointing as ``how`` says, then
+    finetune and `_finish`. ``t_start`` is when the run began and ``t_data`` how long its data
+    took to load (seconds), for the time line."""
+    if how.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={how.checkpoint_every}: must be >= 0")
     ckpt_path = run_dir / CHECKPOINT_NAME
-    info = {**dataset_info(data), "source": source}
+    info = {**dataset_info(data), "source": how.source}
 
     def checkpoint(st: TrainState, record: dict[str, float]) -> None:
-        if checkpoint_every and st.epoch % checkpoint_every == 0:
+        if how.checkpoint_every and st.epoch % how.checkpoint_every == 0:
             save_checkpoint(ckpt_path, st, cfg, info)
 
     try:
@@ -574,9 +462,9 @@ def _train(
                 state,
                 data,
                 cfg,
-                progress=progress,
-                callbacks=(*callbacks, checkpoint),
-                stop=stop,
+                progress=how.progress,
+                callbacks=(*how.callbacks, checkpoint),
+                stop=how.stop,
                 batch_source=batches,
             )
     except BaseException:
@@ -585,7 +473,7 @@ def _train(
         raise
     if state.epoch < cfg.epochs:  # stopped by stop()
         save_checkpoint(ckpt_path, state, cfg, info)
-        signum = getattr(stop, "signum", None) or signal.SIGINT
+        signum = getattr(how.stop, "signum", None) or signal.SIGINT
         where = (
             f"at step {state.step} (inside epoch {state.epoch + 1})"
             if state.cursor
@@ -604,10 +492,10 @@ def _train(
         if cfg.finetune
         else None
     )
-    if tuned is not None and progress:
+    if tuned is not None and how.progress:
         print(tuned.message, file=sys.stderr)
     spent = {"data loading": t_data, "finetune": time.perf_counter() - t_tune}
-    return _finish(run_dir, cfg, data, state, t_start, spent, tuned, source, publish, progress)
+    return _finish(run_dir, cfg, data, state, how, t_start, spent, tuned)
 
 
 def _finish(
@@ -615,17 +503,15 @@ def _finish(
     cfg: TrainConfig,
     data: Dataset,
     state: TrainState,
+    how: _How,
     t_start: float,
     spent: dict[str, float],
     tuned: FinetuneResult | None,
-    source: dict[str, str | None],
-    publish: Publisher | None,
-    progress: bool,
 ) -> RunResult:
     """Evaluate once on test, write the run's files, then drop the checkpoint (the run is done).
 
     ``spent`` holds the seconds of the run's parts before this (data loading, finetune). With
-    ``progress``, the run's last line on stderr says where its wall time went (`time_line`)."""
+    ``how.progress``, the run's last line on stderr says where its wall time went (`time_line`)."""
     t_eval = time.perf_counter()
     val = evaluate(state.model, data.X_val, data.y_val) if len(data.y_val) else None
     test = evaluate(state.model, data.X_test, data.y_test)
@@ -662,7 +548,7 @@ def _finish(
             "history": state.history,
             "metrics": {k: v for k, v in metrics.items() if k != "test_confusion"},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": source,  # where the data was found: evaluate and plot look there again
+            "source": how.source,  # where the data was found: evaluate and plot look there again
         },
         geometry=data.geometry,
     )
@@ -684,14 +570,14 @@ def _finish(
         with contextlib.suppress(OSError):
             run_dir.rmdir()
         raise
-    if publish is not None:
+    if how.publish is not None:
         # Plots and the report come after the all-or-nothing files: if drawing fails, the
         # trained model is kept (and can be drawn again with `handnet report`).
         t_report = time.perf_counter()
-        publish(clf, data, run_dir)
+        how.publish(clf, data, run_dir)
         metrics["time"]["report"] = time.perf_counter() - t_report  # not in metrics.json
     metrics["time"]["wall"] = time.perf_counter() - t_start
-    if progress:
+    if how.progress:
         print(time_line(metrics), file=sys.stderr)
     # The model file, history and config now hold everything worth keeping; a finished run
     # cannot be continued (its schedule has ended), so the checkpoint only costs disk space.
