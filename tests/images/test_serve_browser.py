@@ -51,6 +51,20 @@ def server(mnist_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         log.close()
 
 
+def open_page(chromium: Any, url: str, width: int, height: int) -> tuple[Any, list[str]]:
+    """A page of ``width`` x ``height``, model loaded, and the list its console errors and
+    failed requests go to."""
+    page = chromium.new_page(viewport={"width": width, "height": height})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    page.wait_for_function(
+        "document.getElementById('model-info').textContent.includes('parameters')"
+    )
+    return page, problems
+
+
 def on_pad(page: object, at: float) -> Callable[[float, float], tuple[float, float]]:
     """Where a point of a digit lands on the page: the digit is drawn in a square as tall as the
     pad (which is twice as wide, for a number), centred at ``at`` of the pad's width; (x, y) are
@@ -79,14 +93,7 @@ def draw(page: object, strokes: list[list[tuple[float, float]]], at: float = 0.5
 def test_draw_a_seven_and_watch_the_network_answer(
     server: str, browser: object, tmp_path: Path
 ) -> None:
-    page = browser.new_page(viewport={"width": 1100, "height": 860})  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(server)
-    page.wait_for_function(
-        "document.getElementById('model-info').textContent.includes('parameters')"
-    )
+    page, problems = open_page(browser, server, 1100, 860)
     assert page.text_content("#label") == "?"
 
     draw(page, SEVEN, at=0.4)  # a "7", off-centre is fine
@@ -128,14 +135,7 @@ def test_draw_a_number_and_see_each_digit(server: str, browser: object, tmp_path
     """A "1" and a "7" side by side: the label shows "17", each digit gets its input and its frame
     on the pad, the bars say whose they are; Clear leaves nothing of it, and a single digit drawn
     next looks as a single digit does."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(server)
-    page.wait_for_function(
-        "document.getElementById('model-info').textContent.includes('parameters')"
-    )
+    page, problems = open_page(browser, server, 1280, 800)
     assert page.evaluate(BOXES_INKED) == 0
     draw(page, ONE, at=0.3)
     draw(page, SEVEN, at=0.7)

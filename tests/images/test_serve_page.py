@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from handnet.cli.common import percent
-from images.test_serve_browser import draw, server  # noqa: F401 (fixtures)
+from images.test_serve_browser import draw, open_page, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -32,20 +32,6 @@ def test_the_page_shows_probabilities_as_handnet_predict_does(
 
 CARDS = (".draw", ".answer", ".sees", ".units")
 SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]]
-
-
-def open_page(chromium: Any, url: str, width: int, height: int) -> tuple[Any, list[str]]:
-    """A page of ``width`` x ``height``, model loaded, and the list its console errors and
-    failed requests go to."""
-    page = chromium.new_page(viewport={"width": width, "height": height})
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(url)
-    page.wait_for_function(
-        "document.getElementById('model-info').textContent.includes('parameters')"
-    )
-    return page, problems
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (1920, 1080)])
