@@ -107,7 +107,11 @@ def train_fails(world: Path, out: Path, extra: list[str], message: str) -> None:
         (["--lr", "fast"], "--lr: invalid float value"),
         (["--activation", "Tanh"], "--activation Tanh: must be one of"),
         (["--checkpoint-every", "-1"], "--checkpoint-every -1: must be at least 0"),
-        (["--val-size", "100000"], "--val-size 100000: must be in [0, 300), the training images"),
+        (
+            ["--val-size", "100000"],
+            "--val-size 100000: must be in [0, 300), the training images; try --val-size 30, a "
+            "tenth of them",
+        ),
         (["--nesterov", "--momentum", "0"], "--nesterov: needs --momentum above 0"),
     ],
 )

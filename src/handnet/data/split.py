@@ -45,7 +45,9 @@ def stratified_split(
     """
     n = len(y)
     if not 0 <= val_size < n:
-        raise DatasetError(f"val_size={val_size}: must be in [0, {n}), the training images")
+        # A small dataset (a folder of one's own photos) meets the default of 5,000: say what fits.
+        hint = f"; try val_size {max(1, n // 10)}, a tenth of them" if val_size >= n >= 10 else ""
+        raise DatasetError(f"val_size={val_size}: must be in [0, {n}), the training images{hint}")
     classes, counts = np.unique(y, return_counts=True)
     exact = val_size * counts / n
     take = np.floor(exact).astype(np.int64)
