@@ -342,8 +342,9 @@ def predict_csv(
 def add_serve(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
-        help="a web page to draw digits and watch the model answer, plus a JSON API",
-        description="Serve the draw-a-digit page at / and the JSON API at /api (docs at /docs). "
+        help="a web page to draw a digit or a number and watch the model answer, plus a JSON API",
+        description="Serve the drawing page at / (a digit, or a number's digits side by side) "
+        "and the JSON API at /api (docs at /docs). "
         f"Needs the 'serve' extra: {install_extra('serve')}.",
     )
     p.add_argument("model", type=Path, help=MODEL_HELP)
