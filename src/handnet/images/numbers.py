@@ -25,7 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.data.photo import NoInkError, clean_ink, ink_image, stroke_width
-from handnet.images.predict import ImageSource, gray_image, input_field, predict_pixels
+from handnet.images.predict import (
+    ImageSource,
+    gray_image,
+    input_field,
+    likeliest,
+    predict_pixels,
+)
 from handnet.images.segment import Blob, best_pieces, cuts
 from handnet.train.classifier import Classifier
 
@@ -123,8 +129,7 @@ class NumberReading:
             When the photo holds no digit or several.
         """
         (only,) = self.digits
-        order = np.argsort(-only.probabilities, kind="stable")[:k]
-        return [(self.classes[i], float(only.probabilities[i])) for i in order]
+        return likeliest(only.probabilities, self.classes, k)
 
     def to_dict(self, k: int = 3) -> dict[str, Any]:
         """The reading as `handnet predict --json` prints it.

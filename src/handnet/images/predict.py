@@ -63,8 +63,7 @@ class Prediction:
         list of (str, float)
             (label, probability), likeliest first; ties keep the classes' order.
         """
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+        return likeliest(self.probabilities, self.classes, k)
 
     def to_dict(self, k: int = 3) -> dict[str, Any]:
         """The prediction as `handnet predict --json` prints it.
@@ -87,6 +86,29 @@ class Prediction:
             "top": [{"label": c, "probability": p} for c, p in self.top(k)],
             "probabilities": {c: float(p) for c, p in zip(self.classes, self.probabilities)},
         }
+
+
+def likeliest(
+    probabilities: npt.NDArray[np.floating], classes: Sequence[str], k: int
+) -> list[tuple[str, float]]:
+    """The ``k`` likeliest classes of one answer, likeliest first; ties keep the classes' order.
+
+    Parameters
+    ----------
+    probabilities : ndarray of float, shape (n_classes,)
+        One per class, in ``classes`` order.
+    classes : sequence of str
+        The class labels.
+    k : int
+        How many.
+
+    Returns
+    -------
+    list of (str, float)
+        (label, probability) pairs.
+    """
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [(classes[i], float(probabilities[i])) for i in order]
 
 
 def input_field(clf: Classifier) -> int:

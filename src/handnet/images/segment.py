@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from handnet.data.photo import NoInkError, digit_to_field, to_uint8
-from handnet.nn.losses import log_softmax
 from handnet.train.classifier import Classifier
 
 FloatImage = npt.NDArray[np.float32]
@@ -219,8 +218,9 @@ def best_pieces(
         inputs = np.stack([q.input for q in pieces.values()])
         z = clf.net.predict_logits(clf.standardize(clf.normalize_shape(inputs)))
         logits: npt.NDArray[np.float64] = np.asarray(z, dtype=np.float64)
-        energy = _logsumexp(logits) / digit_energy(clf)
-        logp = log_softmax(logits)
+        lse = _logsumexp(logits)  # log sum_c exp(z_c)                           (n,)
+        energy = lse / digit_energy(clf)
+        logp = logits - lse[:, None]  # log softmax: log p_c = z_c - log sum exp z   (n, C)
         for (key, piece), lp, e in zip(pieces.items(), logp, energy):
             k = int(lp.argmax())
             reads[key] = Reading(clf.classes[k], float(lp[k]), float(e), *piece.extent)

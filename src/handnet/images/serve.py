@@ -46,7 +46,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     ) from None
 
 from handnet.images.numbers import NumberReading, read_number
-from handnet.images.predict import HiddenUnit, gray_image, strongest_units
+from handnet.images.predict import HiddenUnit, gray_image, likeliest, strongest_units
 from handnet.images.preprocess import ImageError, NoInkError, preprocess_digit
 from handnet.train.tta import check_augmented
 
@@ -465,8 +465,7 @@ def _response(
     classes = reading.classes
 
     def best(p: npt.NDArray[np.float32]) -> list[ClassProbability]:
-        order = np.argsort(-p, kind="stable")[:top]
-        return [ClassProbability(label=classes[i], probability=float(p[i])) for i in order]
+        return [ClassProbability(label=c, probability=q) for c, q in likeliest(p, classes, top)]
 
     digits = [
         DigitAnswer(
